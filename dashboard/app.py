@@ -1,0 +1,29 @@
+"""Dashboard entry point: the st.navigation router and the shared sidebar, nothing else."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+_HERE = Path(__file__).resolve().parent
+for p in (str(_HERE), str(_HERE.parent)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from ui.sidebar import render_sidebar  # noqa: E402
+
+st.set_page_config(page_title="OMR training dashboard", page_icon="🎼", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/training.py", title="Training & live monitor", icon="📈", url_path="training", default=True),
+    st.Page("app_pages/compare.py", title="Compare runs", icon="🆚", url_path="compare"),
+    st.Page("app_pages/audit.py", title="Class audit", icon="🔎", url_path="audit"),
+    st.Page("app_pages/review.py", title="Review a score", icon="🎼", url_path="review"),
+    st.Page("app_pages/failures.py", title="Per-class failures", icon="🧪", url_path="failures"),
+]
+
+page = st.navigation(PAGES)
+render_sidebar()
+page.run()

@@ -1,0 +1,1 @@
+"""Reviewing scores: staff detection, reconstruction of thin symbols, inference and evaluation."""

@@ -1,0 +1,1 @@
+"""Training: validated arguments, detached launcher, worker callbacks, live readers, GPU sampling, alerts."""

@@ -1,0 +1,50 @@
+"""Where the workspace lives (runs and datasets folders) and how user paths are confined to it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from omr_core.errors import OmrError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The folders the dashboard and CLI read and write.
+
+    Attributes:
+        root: Workspace root (``OMR_WORKSPACE`` or the repository root).
+        runs: Training runs folder (``OMR_RUNS_DIR`` or ``<root>/runs``).
+        datasets: Datasets folder (``OMR_DATASETS_DIR`` or ``<root>/datasets``).
+    """
+
+    root: Path
+    runs: Path
+    datasets: Path
+
+    def ensure(self) -> Workspace:
+        """Create the runs and datasets folders if missing; returns self."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        self.datasets.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def confine(self, path: str | os.PathLike[str]) -> Path:
+        """Resolve ``path`` (relative paths are taken from the root) and refuse one outside the workspace."""
+        p = Path(path)
+        resolved = (p if p.is_absolute() else self.root / p).resolve()
+        for base in (self.root, self.runs, self.datasets):
+            base = base.resolve()
+            if resolved == base or base in resolved.parents:
+                return resolved
+        raise OmrError(f"{path} is outside the workspace ({self.root}); choose a path under it")
+
+
+def get_workspace() -> Workspace:
+    """The workspace from the environment (``OMR_WORKSPACE``, ``OMR_RUNS_DIR``, ``OMR_DATASETS_DIR``)."""
+    root = Path(os.environ.get("OMR_WORKSPACE") or REPO_ROOT).expanduser().resolve()
+    runs = Path(os.environ.get("OMR_RUNS_DIR") or root / "runs").expanduser().resolve()
+    datasets = Path(os.environ.get("OMR_DATASETS_DIR") or root / "datasets").expanduser().resolve()
+    return Workspace(root=root, runs=runs, datasets=datasets)
