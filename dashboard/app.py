@@ -14,14 +14,14 @@ for p in (str(_HERE), str(_HERE.parent)):
 
 from ui.sidebar import render_sidebar  # noqa: E402
 
-st.set_page_config(page_title="OMR training dashboard", page_icon="🎼", layout="wide")
+st.set_page_config(page_title="OMR training dashboard", page_icon=":material/music_note:", layout="wide")
 
 PAGES = [
-    st.Page("app_pages/training.py", title="Training & live monitor", icon="📈", url_path="training", default=True),
-    st.Page("app_pages/compare.py", title="Compare runs", icon="🆚", url_path="compare"),
-    st.Page("app_pages/audit.py", title="Class audit", icon="🔎", url_path="audit"),
-    st.Page("app_pages/review.py", title="Review a score", icon="🎼", url_path="review"),
-    st.Page("app_pages/failures.py", title="Per-class failures", icon="🧪", url_path="failures"),
+    st.Page("app_pages/training.py", title="Training & live monitor", icon=":material/monitoring:", url_path="training", default=True),
+    st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("app_pages/audit.py", title="Class audit", icon=":material/fact_check:", url_path="audit"),
+    st.Page("app_pages/review.py", title="Review a score", icon=":material/music_note:", url_path="review"),
+    st.Page("app_pages/failures.py", title="Per-class failures", icon=":material/bug_report:", url_path="failures"),
 ]
 
 page = st.navigation(PAGES)

@@ -17,12 +17,11 @@ def render_sidebar() -> None:
     """Draw the workspace and GPU summary in the sidebar."""
     ws = get_workspace()
     with st.sidebar:
-        st.caption("Workspace")
-        st.code(f"runs:     {ws.runs}\ndatasets: {ws.datasets}", language=None)
+        st.markdown(f"**Workspace**  \nruns: `{ws.runs}`  \ndatasets: `{ws.datasets}`")
         gpu = _gpu()
         if gpu.available:
             for d in gpu.devices:
-                st.success(f"GPU {d.index}: {d.name} · {d.memory_total_mb / 1024:.0f} GiB", icon="🟢")
+                st.success(f"GPU {d.index}: {d.name} · {d.memory_total_mb / 1024:.0f} GiB", icon=":material/memory:")
             st.caption(f"NVIDIA driver {gpu.driver}")
         else:
-            st.info(f"No GPU: {gpu.reason}. Training runs on the CPU.", icon="⚪")
+            st.info(f"No GPU: {gpu.reason}. Training runs on the CPU.", icon=":material/developer_board_off:")

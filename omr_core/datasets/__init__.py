@@ -1,0 +1,1 @@
+"""Dataset readers and writers: DeepScoresV2 JSON, YOLO folders, and the offline engraver."""
