@@ -12,6 +12,7 @@ for p in (str(_HERE), str(_HERE.parent)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from ui.guard import render_gate  # noqa: E402
 from ui.sidebar import render_sidebar  # noqa: E402
 
 st.set_page_config(page_title="OMR training dashboard", page_icon=":material/music_note:", layout="wide")
@@ -25,5 +26,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+render_gate()
 render_sidebar()
 page.run()

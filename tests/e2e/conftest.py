@@ -48,13 +48,19 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -
     raise TimeoutError(f"{url}/_stcore/health did not answer within {timeout} s")
 
 
-def start_server(env_extra: dict[str, str], address: str = "127.0.0.1") -> tuple[str, subprocess.Popen[bytes], Path]:
-    """Start the dashboard; returns (base url, process, log path)."""
+def start_server(
+    env_extra: dict[str, str], address: str = "127.0.0.1", prefix: list[str] | None = None
+) -> tuple[str, subprocess.Popen[bytes], Path]:
+    """Start the dashboard (optionally under a command prefix such as `ip netns exec NS`).
+
+    Returns (base url, process, log path).
+    """
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / f"streamlit-{port}.log"
     env = {**os.environ, "YOLO_OFFLINE": "1", **env_extra}
     cmd = [
+        *(prefix or []),
         sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
         "--server.port", str(port), "--server.address", address, "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
