@@ -53,6 +53,7 @@ _PREFIX_GROUPS: tuple[tuple[str, str], ...] = (
     ("clef", "clefs"),
     ("rest", "rests"),
     ("accidental", "accidentals"),
+    ("keyboard", "other"),  # keyboardPedalPed/Up are pedal marks, not key signatures
     ("key", "key signatures"),
     ("timeSig", "time signatures"),
     ("flag", "flags"),

@@ -1,0 +1,208 @@
+"""Figures and widgets of the Class audit page: class table, distribution chart, crop gallery, density plots."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from omr_core.audit import LoadedDataset, class_stats, find_datasets, load_dataset, render_crop, sample_crops
+from omr_core.classes import GROUPS
+
+#: One colour per class group (qualitative palette; "unofficial" for names outside DeepScoresV2).
+GROUP_COLORS: dict[str, str] = dict(
+    zip(
+        (*GROUPS, "unofficial"),
+        (
+            "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf", "#ff7f0e", "#aec7e8", "#98df8a", "#c5b0d5", "#c49c94", "#000000",
+        ),
+    )
+)
+
+TABLE_COLUMNS = [
+    "id", "yolo_index", "name", "group", "instances", "images", "share",
+    "median_w", "median_h", "median_w_at", "median_h_at", "flags",
+]
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def dataset_key(paths: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """Cache key of a dataset: each path with its modification time."""
+    return tuple((p, _mtime(p)) for p in paths)
+
+
+# cache_resource, not cache_data: a dense dataset has ~1M annotation rows; cache_data would unpickle a copy on every
+# rerun (every click). The tables are treated as read-only by every caller; the key includes each file's mtime.
+@st.cache_resource(max_entries=3, show_spinner=False)
+def load_cached(key: tuple[tuple[str, int], ...], images_dir: str | None = None) -> LoadedDataset:
+    """Load a dataset once per (paths, mtimes)."""
+    return load_dataset([p for p, _ in key], images_dir=images_dir or None)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def stats_cached(key: tuple[tuple[str, int], ...], imgsz: int, images_dir: str | None = None) -> pd.DataFrame:
+    """`class_stats` of a cached dataset at ``imgsz``."""
+    return class_stats(load_cached(key, images_dir), imgsz)
+
+
+def workspace_datasets(root: Path) -> list[str]:
+    """Dataset files found in the workspace datasets folder (cached briefly: the folder changes rarely)."""
+    return _find(str(root), _mtime(str(root)))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _find(root: str, _mtime_ns: int) -> list[str]:
+    return [str(p) for p in find_datasets(root)]
+
+
+def save_uploads(files: list[Any]) -> list[str]:
+    """Write uploaded annotation files to a private temp folder (uploads have no page images)."""
+    out = []
+    d = Path(tempfile.gettempdir()) / f"omr-audit-uploads-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    d.mkdir(mode=0o700, exist_ok=True)
+    for f in files:
+        name = Path(f.name).name
+        p = d / name
+        data = f.getvalue()
+        if not p.exists() or p.read_bytes() != data:
+            tmp = p.with_suffix(p.suffix + ".part")
+            tmp.write_bytes(data)
+            tmp.replace(p)
+        out.append(str(p))
+    return out
+
+
+def table_view(stats: pd.DataFrame, query: str, excluded: set[str]) -> pd.DataFrame:
+    """Rows of ``stats`` matching ``query`` (name, group, id or flag), with a readable flags column."""
+    df = stats.copy()
+    flags = []
+    for r in df.to_dict("records"):
+        f = []
+        if r["name"] in excluded:
+            f.append("EXCLUDED")
+        if r["critical"]:
+            f.append("critical")
+        if r["no_samples"]:
+            f.append("no samples (authors)")
+        if r["empty"]:
+            f.append("empty here")
+        if r["tiny"]:
+            f.append("< 2 px at imgsz")
+        if not r["official"]:
+            f.append("unofficial name")
+        flags.append(", ".join(f))
+    df["flags"] = flags
+    df["share"] = df["share"] * 100
+    q = query.strip().lower()
+    if q:
+        hay = (
+            df["name"].str.lower() + " " + df["group"].str.lower() + " " + df["flags"].str.lower() + " #" + df["id"].astype(str)
+        )
+        if q.isdigit():
+            df = df[(df["id"].astype("Int64") == int(q)).fillna(False) | hay.str.contains(q, regex=False)]
+        else:
+            df = df[hay.str.contains(q, regex=False)]
+    return df[TABLE_COLUMNS]
+
+
+def column_config(imgsz: int) -> dict[str, Any]:
+    """st.dataframe column configuration of the class table."""
+    cc = st.column_config
+    return {
+        "id": cc.NumberColumn("id", help="official DeepScoresV2 id", format="%d", width="small"),
+        "yolo_index": cc.NumberColumn("YOLO", help="index in the source (DeepScoresV2: id - 1)", format="%d", width="small"),
+        "name": cc.TextColumn("name", width="medium"),
+        "group": cc.TextColumn("group"),
+        "instances": cc.NumberColumn("instances", format="localized"),
+        "images": cc.NumberColumn("images", help="images containing the class", format="localized"),
+        "share": cc.ProgressColumn("share %", help="share of all instances", format="%.2f%%", min_value=0.0, max_value=30.0),
+        "median_w": cc.NumberColumn("med w px", format="%.1f"),
+        "median_h": cc.NumberColumn("med h px", format="%.1f"),
+        "median_w_at": cc.NumberColumn(f"w @{imgsz}", help=f"median width after letterbox to {imgsz}", format="%.2f"),
+        "median_h_at": cc.NumberColumn(f"h @{imgsz}", help=f"median height after letterbox to {imgsz}", format="%.2f"),
+        "flags": cc.TextColumn("flags", width="large"),
+    }
+
+
+def distribution_figure(stats: pd.DataFrame, *, log_x: bool = True, hide_empty: bool = False, excluded: set[str] | None = None) -> go.Figure:
+    """Horizontal bar chart of instances per class, coloured by group, tall enough for 136 labels."""
+    excluded = excluded or set()
+    df = stats[["name", "group", "instances", "id"]].copy()
+    if hide_empty:
+        df = df[df["instances"] > 0]
+    df = df.sort_values("instances", ascending=True)
+    fig = go.Figure()
+    for group in [g for g in GROUP_COLORS if g in set(df["group"])]:
+        sub = df[df["group"] == group]
+        x = sub["instances"].to_numpy(dtype=float)
+        if log_x:
+            x = np.where(x > 0, x, np.nan)  # log axis: empty classes show as gaps (their label stays)
+        fig.add_bar(
+            y=sub["name"],
+            x=x,
+            orientation="h",
+            name=group,
+            marker_color=GROUP_COLORS[group],
+            marker_pattern_shape=["/" if n in excluded else "" for n in sub["name"]],
+            customdata=np.stack([sub["id"].astype(str), sub["instances"]], axis=1),
+            hovertemplate="%{y} (id %{customdata[0]}): %{customdata[1]:,} instances<extra>" + group + "</extra>",
+        )
+    fig.update_layout(
+        height=max(360, 15 * len(df) + 120),
+        margin={"l": 10, "r": 10, "t": 30, "b": 30},
+        barmode="overlay",
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom"},
+        yaxis={"categoryorder": "array", "categoryarray": list(df["name"]), "tickfont": {"size": 10}, "automargin": True},
+        xaxis={"type": "log" if log_x else "linear", "title": "instances" + (" (log)" if log_x else "")},
+    )
+    return fig
+
+
+def density_figure(before: np.ndarray, after: np.ndarray) -> go.Figure:
+    """Overlaid histograms of labels per image before and after the plan."""
+    fig = go.Figure()
+    top = int(max(before.max(initial=0), after.max(initial=0))) + 1
+    size = max(1, top // 40)
+    fig.add_histogram(x=before, name="before plan", opacity=0.6, xbins={"start": 0, "end": top, "size": size})
+    fig.add_histogram(x=after, name="after plan", opacity=0.6, xbins={"start": 0, "end": top, "size": size})
+    fig.update_layout(
+        barmode="overlay", height=300, margin={"l": 10, "r": 10, "t": 30, "b": 30},
+        xaxis_title="labels per image", yaxis_title="images",
+    )
+    return fig
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def gallery_cached(
+    key: tuple[tuple[str, int], ...], name: str, n: int, seed: int, thumb: int, images_dir: str | None = None
+) -> list[tuple[np.ndarray, str]]:
+    """Thumbnails (RGB arrays) and captions of random crops of one class; keyed on paths+mtimes+class+seed."""
+    ds = load_cached(key, images_dir)
+    out = []
+    for ref in sample_crops(ds, name, n=n, seed=seed):
+        try:
+            out.append((render_crop(ref.image_path, ref.box, thumb=thumb), ref.caption))
+        except Exception as exc:  # one unreadable page must not hide the others
+            out.append((np.full((thumb // 2, thumb, 3), 240, np.uint8), f"{ref.caption}: {exc}"))
+    return out
+
+
+def show_gallery(items: list[tuple[np.ndarray, str]], columns: int = 6) -> None:
+    """Draw thumbnails in a grid with their captions."""
+    cols = st.columns(columns)
+    for i, (img, cap) in enumerate(items):
+        with cols[i % columns]:
+            st.image(img, caption=cap, width="stretch")

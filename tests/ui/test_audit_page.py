@@ -1,0 +1,160 @@
+"""AppTest of the Class audit page on the real DeepScoresV2 sample: table, presets, typed ids, critical refusal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "dashboard" / "app.py")
+REAL = Path("/work/shared/deepscores/deepscores_test_small.json")
+if not REAL.exists():  # the repo copy, when the shared folder is not mounted
+    REAL = REPO / "tests" / "data" / "deepscores_test_small.json"
+
+pytestmark = pytest.mark.skipif(not REAL.exists(), reason="real DeepScoresV2 sample not available")
+
+
+def _open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/audit.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(str(m.value) for m in at.metric if m.label == label)
+
+
+def test_typed_path_table_preset_and_clefG_refusal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _open(tmp_path, monkeypatch)
+    assert "Choose a dataset" in _texts(at)
+    at.text_input(key="audit_path").set_value(str(REAL)).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    # counts agree with an independent count of the JSON
+    raw = json.loads(REAL.read_text())
+    assert _metric(at, "Images") == "10"
+    assert _metric(at, "Instances") == f"{len(raw['annotations']):,}"
+    table = at.dataframe[0].value
+    assert len(table) == 136
+    want = Counter(a["cat_id"][0] for a in raw["annotations"].values())
+    row = table[table["name"] == "stem"].iloc[0]
+    assert int(row["id"]) == 42 and int(row["instances"]) == want["42"]
+    assert int(table[table["name"] == "clefG"].iloc[0]["id"]) == 6
+
+    # search filters the table
+    at.text_input(key="audit_search").set_value("clef").run()
+    names = set(at.dataframe[0].value["name"])
+    assert "clefG" in names and "stem" not in names
+
+    # preset: core symbols, reconstruct thin ones
+    at.selectbox(key="audit_preset").set_value("core symbols, reconstruct thin ones").run()
+    at.button(key="audit_apply_preset").click().run()
+    assert set(at.multiselect(key="audit_exclude").value) == {"stem", "ledgerLine", "beam", "tie", "slur"}
+    assert _metric(at, "Excluded classes") == "5"
+    removed = sum(want[i] for i in ("42", "2", "122", "123", "121"))
+    assert _metric(at, "Instances removed") == f"{removed:,}"
+
+    # typed id 6 is shown as clefG, is not in the plan until confirmed, and is refused without override
+    at.text_input(key="audit_ids").set_value("6").run()
+    assert "6 → clefG (critical!)" in _texts(at)
+    assert _metric(at, "Excluded classes") == "5"
+    at.checkbox(key="audit_ids_ok").check().run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "Refused" in errors and "clefG" in errors
+    assert _metric(at, "Excluded classes") == "5", "clefG must not join the plan without the override"
+    assert at.button(key="audit_convert").disabled
+
+    # explicit override: clefG joins the plan and the override is shown (it is also logged)
+    at.checkbox(key="audit_override").check().run()
+    assert not at.exception
+    assert _metric(at, "Excluded classes") == "6"
+    assert any("critical-class override" in w.value and "clefG" in w.value for w in at.warning)
+
+
+def test_workspace_picker_lists_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = tmp_path / "datasets" / "ds2"
+    ds.mkdir(parents=True)
+    shutil.copy(REAL, ds / "deepscores_test.json")
+    (ds / "notes.json").write_text('{"hello": 1}')  # not a dataset: must not be offered
+    at = _open(tmp_path, monkeypatch)
+    pick = at.multiselect(key="audit_ws_pick")
+    assert str(ds / "deepscores_test.json") in pick.options or any("deepscores_test.json" in o for o in pick.options)
+    assert not any("notes.json" in o for o in pick.options)
+    pick.set_value([str(ds / "deepscores_test.json")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _metric(at, "Images") == "10"
+    # the harmony preset drops rests and augmentationDot (critical): refused until overridden
+    at.selectbox(key="audit_preset").set_value("harmony").run()
+    at.button(key="audit_apply_preset").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "augmentationDot" in errors and "Refused" in errors
+    # the density & memory tab renders the forecast
+    assert any(m.label.startswith("Assigner envelope") for m in at.metric)
+
+
+def test_bad_path_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _open(tmp_path, monkeypatch)
+    bad = tmp_path / "x.txt"
+    bad.write_text("not a dataset")
+    at.text_input(key="audit_path").set_value(str(bad)).run()
+    assert not at.exception
+    assert any("unsupported file type" in e.value for e in at.error)
+
+
+def test_gallery_and_convert_from_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image, ImageDraw
+
+    raw = json.loads(REAL.read_text())
+    ds = tmp_path / "datasets" / "inked"
+    (ds / "images").mkdir(parents=True)
+    for im in raw["images"][:3]:  # three pages drawn: the gallery shows only instances with a page on disk
+        page = Image.new("L", (im["width"], im["height"]), 255)
+        d = ImageDraw.Draw(page)
+        for k in im["ann_ids"]:
+            x0, y0, x1, y1 = raw["annotations"][k]["a_bbox"]
+            d.rectangle((x0, y0, max(x0, x1), max(y0, y1)), outline=0)
+        page.save(ds / "images" / im["filename"], compress_level=1)
+    keep = {im["id"] for im in raw["images"][:3]}
+    sub = {**raw, "images": [im for im in raw["images"] if im["id"] in keep]}
+    sub["annotations"] = {k: a for k, a in raw["annotations"].items() if int(a["img_id"]) in keep}
+    (ds / "deepscores_train.json").write_text(json.dumps(sub))
+    at = _open(tmp_path, monkeypatch)
+    at.multiselect(key="audit_ws_pick").set_value([str(ds / "deepscores_train.json")]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="audit_gallery_class").set_value("clefG").run()
+    at.number_input(key="audit_gallery_n").set_value(4).run()
+    assert not at.exception, [e.value for e in at.exception]
+    imgs = at.get("image")
+    assert len(imgs) == 4
+    for im in imgs:  # each crop names its page and annotation, and that annotation is a clefG
+        cap = str(im.proto.imgs[0].caption)
+        page, ann = cap.split(" · ann ")
+        assert page.endswith(".png") and raw["annotations"][ann]["cat_id"][0] == "6"
+
+    # convert from the page into the workspace datasets folder (core preset, val carved from train)
+    at.button(key="audit_apply_preset").click().run()
+    at.text_input(key="audit_out").set_value("core_yolo").run()
+    at.selectbox(key="audit_val_from").set_value("split").run()
+    at.button(key="audit_convert").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errs = [e.value for e in at.error]
+    assert not errs, errs
+    out = tmp_path / "datasets" / "core_yolo"
+    assert (out / "data.yaml").exists() and (out / "excluded_classes.json").exists()
+    assert any("Wrote" in s.value for s in at.success)
