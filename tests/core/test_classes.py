@@ -71,3 +71,10 @@ def test_groups_cover_every_class() -> None:
     assert len(table.in_group("noteheads")) == 16
     with pytest.raises(UnknownClassError):
         table.in_group("nope")
+
+
+def test_pedal_marks_are_not_key_signatures() -> None:
+    table = class_table()
+    keys = {c.name for c in table.in_group("key signatures")}
+    assert keys == {"keyFlat", "keyNatural", "keySharp"}
+    assert not table.by_name("keyboardPedalPed").critical
