@@ -2,7 +2,331 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
 import streamlit as st
+from ui.guard import can_act
+from ui.training import (
+    REFRESH_S,
+    RUNS_TABLE_CONFIG,
+    fmt_duration,
+    last_values_text,
+    live_figures,
+    run_view,
+    runs_table,
+    show_alerts,
+    state_badge,
+)
+
+from omr_core.errors import OmrError
+from omr_core.training import launcher
+from omr_core.training.alerts import evaluate
+from omr_core.training.gpu import GpuProbe, probe
+from omr_core.training.runs import RunSummary, RunView, delete_run, discover_runs, run_name
+from omr_core.training.spec import (
+    PRESETS,
+    RESUME_ALLOWED,
+    LabelStats,
+    build_spec,
+    label_stats,
+    parse_extra,
+    ultralytics_defaults,
+)
+from omr_core.workspace import get_workspace
+
+ws = get_workspace()
 
 st.title("Training & live monitor")
-st.info("Coming with the training issue: launch a run (form over Ultralytics' arguments, presets, memory forecast), then watch losses, mAP, VRAM and alerts refresh every second; stop, resume, re-attach.")
+st.caption(
+    "Runs are separate processes: closing this page or restarting the dashboard does not stop them, and reopening it "
+    f"re-attaches. Charts refresh every {REFRESH_S:g} s and show the batches inside the epoch in progress."
+)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _gpus() -> GpuProbe:
+    return probe()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _data_yamls(root: str) -> list[str]:
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    found = [p for pat in ("data.yaml", "*/data.yaml", "*/*/data.yaml", "*/*/*/data.yaml") for p in base.glob(pat)]
+    return sorted(str(p) for p in found)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _label_stats(path: str, mtime: float) -> LabelStats:
+    return label_stats(path)
+
+
+# ----------------------------------------------------------------------------------------------------- launch form
+
+_OPTIONAL_NUMBERS: list[tuple[str, str, float | None, float | None, float | None]] = [
+    # key, label, min, max, step
+    ("lr0", "lr0 (initial learning rate)", 0.0, 1.0, 0.0001),
+    ("warmup_epochs", "warmup_epochs", 0.0, None, 0.5),
+    ("mosaic", "mosaic (probability)", 0.0, 1.0, 0.1),
+    ("close_mosaic", "close_mosaic (last N epochs)", 0, None, 1),
+    ("patience", "patience (early stop)", 0, None, 1),
+    ("workers", "workers (dataloader)", 0, None, 1),
+    ("freeze", "freeze (first N layers)", 0, None, 1),
+    ("cls", "cls (class loss weight)", 0.0, None, 0.1),
+    ("box", "box (box loss weight)", 0.0, None, 0.5),
+    ("fliplr", "fliplr (probability)", 0.0, 1.0, 0.1),
+    ("degrees", "degrees (rotation)", 0.0, 180.0, 1.0),
+    ("scale", "scale (gain)", 0.0, None, 0.1),
+    ("seed", "seed", 0, None, 1),
+]
+_OPTIONAL_CHOICES: list[tuple[str, str, list[Any]]] = [
+    ("optimizer", "optimizer", ["auto", "SGD", "MuSGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp"]),
+    ("amp", "amp (mixed precision)", [True, False]),
+    ("cos_lr", "cos_lr (cosine schedule)", [True, False]),
+    ("cache", "cache (images)", [False, "ram", "disk"]),
+]
+
+
+def _apply_preset() -> None:
+    """When the preset changes, fill the main fields it sets (explicit fields override presets)."""
+    p = PRESETS[st.session_state["tr_preset"]].args
+    for k in ("epochs", "imgsz", "batch", "device"):
+        if k in p:
+            st.session_state[f"tr_{k}"] = str(p[k]) if k == "device" else p[k]
+
+
+def _default_text(key: str, preset: str) -> str:
+    p = PRESETS[preset].args
+    if key in p:
+        return f"{p[key]} (preset)"
+    return f"{ultralytics_defaults().get(key)} (default)"
+
+
+def _forecast(data: str, imgsz: int, batch: int, device: str, gpus: GpuProbe) -> None:
+    from omr_core.forecast import forecast
+
+    p = Path(data)
+    if not p.is_file():
+        return
+    try:
+        stats = _label_stats(str(p), p.stat().st_mtime)
+    except OmrError as exc:
+        st.warning(f"No memory forecast: {exc}")
+        return
+    ids = [int(d) for d in device.replace("cuda:", "").split(",") if d.strip().isdigit()] if device != "cpu" else []
+    per_gpu = max(1, batch // max(1, len(ids))) if batch >= 1 else 0
+    if per_gpu < 1:
+        st.caption("AutoBatch (batch < 1): Ultralytics sizes the batch itself, using this same assigner envelope.")
+        return
+    devs = [d for d in gpus.devices if d.index in ids]
+    vram = int(min(d.memory_total_mb for d in devs) * 2**20) if devs else 0
+    fc = forecast(per_gpu, imgsz, stats.max_labels, stats.nc, vram)
+    text = (
+        f"Assigner memory forecast: **{fc.gib:.2f} GiB** at batch {per_gpu}{'/GPU' if len(ids) > 1 else ''}, "
+        f"imgsz {imgsz} (densest training image: {stats.max_labels} labels × 4 for mosaic, {stats.nc} classes, "
+        f"{stats.images} images)."
+    )
+    if vram and fc.fits is False:
+        st.warning(
+            text + f" This exceeds GPU {ids[0] if ids else 0}'s {vram / 2**30:.1f} GiB: expect 'CUDA out of memory in "
+            f"TaskAlignedAssigner' and a slow fallback. Largest batch that fits: {fc.max_batch}.",
+            icon=":material/warning:",
+        )
+    elif vram:
+        st.caption(text + f" Fits the GPU's {vram / 2**30:.1f} GiB (model activations come on top).")
+    else:
+        st.caption(text + " Training on the CPU: no GPU memory limit applies.")
+
+
+def launch_form() -> None:
+    gpus = _gpus()
+    devices = ["cpu"] + [str(d.index) for d in gpus.devices]
+    if len(gpus.devices) > 1:
+        devices.append(",".join(str(d.index) for d in gpus.devices))
+    c1, c2, c3 = st.columns([1, 1, 2])
+    preset = c1.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=_apply_preset,
+                          help="\n".join(f"- **{p.name}**: {p.description}" for p in PRESETS.values()))
+    c1.caption(PRESETS[preset].description + (f" `{dict(PRESETS[preset].args)}`" if PRESETS[preset].args else ""))
+    model = c2.text_input("Model", value="yolov8n.yaml", key="tr_model",
+                          help="A model YAML trains from scratch (yolov8n.yaml, yolo11s.yaml); a .pt fine-tunes from it.")
+    found = _data_yamls(str(ws.datasets))
+    picked = c3.selectbox("Data (data.yaml in the workspace)", ["(type a path below)", *found], key="tr_data_pick",
+                          index=1 if found else 0)
+    typed = c3.text_input("…or a data.yaml path", key="tr_data_typed", placeholder="/data/ds2_core/data.yaml")
+    data = typed.strip() or (picked if picked in found else "")
+
+    # Defaults through session state only (not value=): the preset callback writes these keys.
+    for k, v in (("tr_epochs", 100), ("tr_imgsz", 640), ("tr_batch", 16), ("tr_device", devices[min(1, len(devices) - 1)])):
+        st.session_state.setdefault(k, v)
+    if st.session_state["tr_device"] not in devices:
+        st.session_state["tr_device"] = devices[0]
+    c1, c2, c3, c4, c5 = st.columns(5)
+    epochs = c1.number_input("epochs", min_value=1, step=1, key="tr_epochs")
+    imgsz = c2.number_input("imgsz", min_value=32, step=32, key="tr_imgsz")
+    batch = c3.number_input("batch (-1 AutoBatch)", min_value=-1, step=1, key="tr_batch")
+    device = c4.selectbox("device", devices, key="tr_device",
+                          help="cpu, one GPU, or several (\"0,1\": Ultralytics runs DDP itself)")
+    default_name = launcher.unique_name(ws.runs, f"{Path(model).stem or 'run'}-{time.strftime('%m%d-%H%M')}")
+    name = c5.text_input("run name", value="", placeholder=default_name, key="tr_name") or default_name
+
+    args: dict[str, Any] = {"epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "device": device}
+    with st.expander("More arguments (empty = preset or Ultralytics default)"):
+        cols = st.columns(4)
+        for i, (k, label, lo, hi, step) in enumerate(_OPTIONAL_NUMBERS):
+            v = cols[i % 4].number_input(label, min_value=lo, max_value=hi, value=None, step=step, key=f"tr_{k}",
+                                         placeholder=_default_text(k, preset))
+            if v is not None:
+                args[k] = int(v) if isinstance(step, int) else float(v)
+        cols = st.columns(4)
+        for i, (k, label, options) in enumerate(_OPTIONAL_CHOICES):
+            v = cols[i % 4].selectbox(label, [None, *options], key=f"tr_{k}",
+                                      format_func=lambda o, k=k: _default_text(k, preset) if o is None else str(o))
+            if v is not None:
+                args[k] = v
+        extra_text = st.text_area("Extra Ultralytics arguments, one key=value per line", key="tr_extra",
+                                  placeholder="hsv_h=0\nsave_period=5", height=90)
+    if data:
+        _forecast(data, int(imgsz), int(batch), device, gpus)
+    if st.button("Launch training", type="primary", key="tr_launch", disabled=not data) and can_act("Launching a run"):
+        try:
+            spec = build_spec(name, model, data, preset=preset, args=args,
+                              extra=parse_extra(extra_text.splitlines()), deep=True)
+            run_dir = launcher.launch(spec, ws.runs)
+        except OmrError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["monitor_run"] = run_name(ws.runs, run_dir)
+            st.success(f"Started **{spec.name}** in `{run_dir}`; it appears below within a second.")
+    elif not data:
+        st.caption("Choose a data.yaml to launch.")
+
+
+# ------------------------------------------------------------------------------------------------------ monitor
+
+
+def _controls(view: RunView, s: RunSummary) -> None:
+    c1, c2, c3, c4, c5 = st.columns([1, 1.6, 1, 1.2, 2.2])
+    key = s.name
+    try:
+        if c1.button("Stop", icon=":material/pause:", key=f"stop_{key}", disabled=not s.live, help="Stop after the current batch; the run stays resumable (a last validation runs first)") and can_act("Stopping a run"):
+            launcher.stop(s.name, ws.runs, at="batch")
+            st.toast(f"Stop requested for {s.name}")
+        if c2.button("Stop at epoch end", icon=":material/stop:", key=f"stop_epoch_{key}", disabled=not s.live) and can_act("Stopping a run"):
+            launcher.stop(s.name, ws.runs, at="epoch")
+            st.toast(f"{s.name} stops at the end of this epoch")
+        if c3.button("Kill", icon=":material/dangerous:", key=f"kill_{key}", disabled=not s.live, help="SIGKILL the whole process group now") and can_act("Killing a run"):
+            launcher.kill(s.name, ws.runs)
+            st.toast(f"Killed {s.name}")
+        if c4.button("Resume", icon=":material/play_arrow:", key=f"resume_{key}", disabled=s.live or not s.resumable,
+                     help=f"Continue from {s.resumable or 'the last checkpoint'}. Ultralytics cannot raise epochs on "
+                          f"resume; only {', '.join(sorted(RESUME_ALLOWED))} may change.") and can_act("Resuming a run"):
+            launcher.resume(s.name, ws.runs)
+            st.toast(f"Resuming {s.name}")
+        with c5:
+            sure = st.checkbox(f"I want to delete {s.name} and all its files", key=f"del_ok_{key}", disabled=s.live)
+            if st.button("Delete", icon=":material/delete:", key=f"delete_{key}", disabled=s.live or not sure) and can_act("Deleting a run"):
+                delete_run(ws.runs, s.name)
+                run_view.clear()
+                st.session_state.pop("monitor_run", None)
+                st.rerun()
+    except OmrError as exc:
+        st.error(str(exc))
+    if s.state == "finished":
+        st.caption("Finished. Ultralytics cannot raise epochs on resume: to train longer, launch a new run with "
+                   f"model `{s.path / 'weights' / 'last.pt'}`.")
+
+
+def run_panel(view: RunView, s: RunSummary, now: float) -> None:
+    st.subheader(f"{s.name} {state_badge(s.state)}")
+    if s.reason:
+        st.caption(s.reason)
+    m = st.columns(7)
+    m[0].metric("Epoch", f"{s.epoch}/{s.epochs or '?'}")
+    m[1].metric("Batch", f"{s.batch}/{s.batches}" if s.batch is not None and s.live else "–")
+    m[2].metric("Best mAP50-95", f"{s.best_map:.4f}" if s.best_map is not None else "–",
+                help=f"epoch {s.best_epoch}" if s.best_epoch else None)
+    m[3].metric("Last mAP50-95", f"{s.last_map:.4f}" if s.last_map is not None else "–")
+    m[4].metric("Elapsed", fmt_duration(s.elapsed_s))
+    m[5].metric("ETA", fmt_duration(s.eta_s) if s.live else "–")
+    m[6].metric("s/batch", f"{s.s_per_batch:.2f}" if s.s_per_batch else "–")
+    show_alerts(evaluate(view, now))
+    ep_line, batch_line = last_values_text(view)
+    st.text(f"{ep_line}\n{batch_line}")
+    _controls(view, s)
+    smoothing = st.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="monitor_smoothing",
+                          help="Exponential moving average of the curves (raw values stay faint behind)")
+    figs = live_figures(view, smoothing)
+    if not figs:
+        st.info("Waiting for the first batch (Ultralytics is loading the data and building the model)…")
+    order = ["losses", "metrics", "batches", "lr", "memory", "util", "throughput"]
+    keys = [k for k in order if k in figs]
+    for i in range(0, len(keys), 2):
+        cols = st.columns(2)
+        for col, k in zip(cols, keys[i : i + 2]):
+            col.plotly_chart(figs[k], key=f"fig_{k}", config={"displaylogo": False})
+    with st.expander("Log (last lines)"):
+        st.code("\n".join(view.log_tail(60)) or "(empty)", language=None)
+    if view.events:
+        with st.expander(f"Events ({len(view.events)})"):
+            ev = pd.DataFrame(view.events[-200:])
+            ev["t"] = pd.to_datetime(ev["t"], unit="s")
+            st.dataframe(ev[[c for c in ("t", "kind", "message") if c in ev.columns]], hide_index=True)
+
+
+@st.fragment(run_every=REFRESH_S)
+def monitor() -> None:
+    now = time.time()
+    dirs = discover_runs(ws.runs)
+    if not dirs:
+        st.info(f"No runs yet in {ws.runs}. Launch one above (or `omr train …`), or copy an Ultralytics run folder here.")
+        return
+    views = {}
+    for d in dirs:
+        v = run_view(str(d))
+        v.name = run_name(ws.runs, d)
+        views[v.name] = v.poll(samples=False)  # GPU samples only for the run on screen (below)
+    summaries = sorted((v.summary(now) for v in views.values()), key=lambda s: (not s.live, -(s.started or s.updated or 0)))
+    st.subheader("Runs")
+    st.dataframe(runs_table(summaries), hide_index=True, column_config=RUNS_TABLE_CONFIG, key="runs_table")
+    names = [s.name for s in summaries]
+    if st.session_state.get("monitor_run") not in names:
+        st.session_state["monitor_run"] = names[0]
+    sel = st.selectbox("Watch run", names, key="monitor_run")
+    run_panel(views[sel].poll(), next(s for s in summaries if s.name == sel), now)
+
+
+def demo_box() -> None:
+    """Empty workspace: one button engraves a small dataset, converts it and starts a short CPU training."""
+    from omr_core.training.demo import CORE_PRESET, run_demo
+
+    with st.container(border=True):
+        st.markdown("**New here?** Engrave 30 pages of music (music21 corpus + verovio), convert them with the "
+                    f"*{CORE_PRESET}* preset and train `yolov8n.yaml` on the CPU for 10 epochs (about 5 minutes on a "
+                    "laptop). Every page of the dashboard then has something to show.")
+        if st.button("Start the demo", icon=":material/play_circle:", key="demo_start") and can_act("Starting the demo"):
+            with st.status("Preparing the demo…", expanded=True) as status:
+                bar = st.progress(0.0)
+
+                def progress(done: int, total: int) -> None:
+                    bar.progress(min(1.0, done / max(1, total)))
+
+                try:
+                    res = run_demo(ws, log=st.write, progress=progress)
+                except OmrError as exc:
+                    status.update(label="The demo could not start", state="error")
+                    st.error(str(exc))
+                    return
+                status.update(label=f"Demo training started: {res.run_dir.name}", state="complete", expanded=False)
+            st.session_state["monitor_run"] = run_name(ws.runs, res.run_dir)
+
+
+has_runs = bool(discover_runs(ws.runs))
+if not has_runs:
+    demo_box()
+with st.expander("Launch a run", icon=":material/rocket_launch:", expanded=not has_runs):
+    launch_form()
+monitor()

@@ -1,0 +1,139 @@
+"""Real CPU training through the CLI: live records, graceful stop, resume, SIGKILL, resume again, failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import psutil
+import pytest
+from tiny_dataset import make_tiny_dataset
+
+from omr_core.cli import main
+from omr_core.training.runs import RunSummary, RunView, read_run_json
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--model", "yolov8n.yaml", "--epochs", "6", "--imgsz", "64", "--batch", "4", "--device", "cpu", "workers=0"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny"), n_train=16, n_val=4)
+
+
+def wait_for(view: RunView, cond: Callable[[RunSummary], bool], timeout: float = 120) -> RunSummary:
+    deadline = time.time() + timeout
+    s = view.poll().summary()
+    while time.time() < deadline:
+        s = view.poll().summary()
+        if cond(s):
+            return s
+        time.sleep(0.2)
+    log = (view.path / "log.txt").read_text(errors="replace")[-3000:]
+    raise AssertionError(f"timed out; last summary {s}\n--- log ---\n{log}")
+
+
+def _ckpt(path: Path) -> dict:  # type: ignore[type-arg]
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_train_stop_resume_kill_resume(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    assert main(["train", "--data", str(data), "--name", "tiny", "--runs-dir", str(runs), *ARGS]) == 0
+    run_dir = Path(capsys.readouterr().out.strip())
+    assert run_dir == runs / "tiny"
+    view = RunView(run_dir)
+
+    # Running: PID + start time recorded, batches logged with losses, lr, instances and timing.
+    s = wait_for(view, lambda s: s.state == "running" and (s.current_epoch or 0) >= 2 and (s.batch or 0) >= 1)
+    doc = read_run_json(run_dir)
+    assert doc is not None and psutil.Process(doc["pid"]).create_time() == pytest.approx(doc["pid_create_time"], abs=0.5)
+    assert doc["command"][1:3] == ["-m", "omr_core.training.worker"]
+    rec = orjson.loads((run_dir / "batches.jsonl").read_bytes().splitlines()[0])
+    assert rec["epoch"] == 0 and rec["i"] == 1 and rec["nb"] == 4 and rec["sec"] > 0 and rec["inst"] > 0
+    assert {k for k in rec if k.startswith("loss/")} == {"loss/box_loss", "loss/cls_loss", "loss/dfl_loss"}
+    assert "lr" in rec
+
+    # Graceful stop: stopped, resumable copy kept, Ultralytics stripped last.pt.
+    assert main(["stop", "tiny", "--runs-dir", str(runs)]) == 0
+    s = wait_for(view, lambda s: not s.live)
+    assert s.state == "stopped" and s.resumable == "weights/last_resumable.pt", s
+    stopped_epoch = s.epoch
+    assert 2 <= stopped_epoch < 6
+    assert _ckpt(run_dir / "weights" / "last_resumable.pt")["optimizer"] is not None
+    assert _ckpt(run_dir / "weights" / "last.pt").get("optimizer") is None
+    assert read_run_json(run_dir)["exit_code"] == 0  # type: ignore[index]
+
+    # Resume, then SIGKILL the worker's process group from outside (like the OOM killer).
+    capsys.readouterr()
+    assert main(["resume", "tiny", "--runs-dir", str(runs)]) == 0
+    s = wait_for(view, lambda s: s.state == "running" and (s.current_epoch or 0) > stopped_epoch + 1 and (s.batch or 0) >= 2)
+    pid = read_run_json(run_dir)["pid"]  # type: ignore[index]
+    os.killpg(pid, signal.SIGKILL)
+    s = wait_for(view, lambda s: not s.live)
+    assert s.state == "failed" and ("SIGKILL" in s.reason or "vanished" in s.reason), s
+    assert s.epoch > stopped_epoch and s.best_epoch is not None and s.resumable == "weights/last.pt"
+    killed_epoch = s.epoch
+    assert _ckpt(run_dir / "weights" / "last.pt")["optimizer"] is not None  # the checkpoint survived the kill
+
+    # Epochs cannot be raised on resume; resume continues where the kill left it and finishes.
+    assert main(["resume", "tiny", "epochs=50", "--runs-dir", str(runs)]) == 2
+    assert "cannot raise epochs" in capsys.readouterr().err
+    assert main(["resume", "tiny", "--runs-dir", str(runs)]) == 0
+    s = wait_for(view, lambda s: s.state in ("finished", "failed") and s.pid != pid)
+    assert s.state == "finished", s
+    assert s.epoch == 6 and s.resumable is None and not (run_dir / "weights" / "last_resumable.pt").exists()
+    df = view.results.frame()
+    assert df["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
+    sessions = {orjson.loads(x)["s"] for x in (run_dir / "batches.jsonl").read_bytes().splitlines()}
+    assert sessions == {1, 2, 3}
+    hist = read_run_json(run_dir)["history"]  # type: ignore[index]
+    assert [h["state"] for h in hist] == ["stopped", "failed"] and s.elapsed_s and s.elapsed_s > 5
+    first_new = [orjson.loads(x) for x in (run_dir / "batches.jsonl").read_bytes().splitlines()
+                 if orjson.loads(x)["s"] == 3][0]
+    assert first_new["epoch"] == killed_epoch  # resumed at the first epoch not saved
+    samples = (run_dir / "gpu.jsonl").read_bytes().splitlines()
+    assert len(samples) >= 5 and orjson.loads(samples[-1])["kind"] in ("cpu", "gpu")
+    events = [orjson.loads(x)["kind"] for x in (run_dir / "events.jsonl").read_bytes().splitlines()]
+    assert events.count("no_nvml") == 3 and "stop_requested" in events and events.count("resumed") == 2
+
+    capsys.readouterr()
+    assert main(["runs", "--runs-dir", str(runs), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["name"] == "tiny" and listed[0]["state"] == "finished" and listed[0]["epoch"] == 6
+
+
+def test_two_cli_launches_one_name(data: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "omr_core.cli", "train", "--data", str(data), "--name", "twin", "--runs-dir", str(runs),
+           *ARGS]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outs
+    assert any("already exists" in err for _, err in outs)
+    assert main(["stop", "twin", "--kill", "--runs-dir", str(runs)]) == 0
+    s = RunView(runs / "twin").poll().summary()
+    assert s.state == "failed" and "killed" in s.reason
+
+
+def test_failure_is_recorded_with_its_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data.yaml"
+    data.write_text(f"path: {tmp_path}\ntrain: images/train\nval: images/val\nnames: [a]\n")  # no images
+    runs = tmp_path / "runs"
+    assert main(["train", "--data", str(data), "--name", "bad", "--runs-dir", str(runs), *ARGS]) == 0
+    s = wait_for(RunView(runs / "bad"), lambda s: not s.live, timeout=90)
+    assert s.state == "failed" and s.reason
+    events = [orjson.loads(x) for x in (runs / "bad" / "events.jsonl").read_bytes().splitlines()]
+    assert any(e["kind"] == "exception" and "Traceback" in e["traceback"] for e in events)
+    assert read_run_json(runs / "bad")["exit_code"] == 1  # type: ignore[index]

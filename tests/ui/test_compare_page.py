@@ -1,0 +1,76 @@
+"""AppTest of the Compare runs page over real run folders: overlay, best/final, differing arguments, CSV export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "dashboard" / "app.py")
+sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
+
+from run_fixtures import write_run  # noqa: E402
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    runs = tmp_path / "runs"
+    write_run(runs / "sgd", epochs_done=12, epochs=12, state="finished", args={"optimizer": "SGD", "lr0": 0.001})
+    write_run(runs / "adamw", epochs_done=8, epochs=12, state="stopped", args={"optimizer": "AdamW", "lr0": 0.001},
+              seed=3)
+    # Trained elsewhere by an old release: padded headers, no time column, a peak at epoch 2.
+    old = runs / "old"
+    old.mkdir()
+    (old / "args.yaml").write_text("model: yolov8s.yaml\nepochs: 3\noptimizer: SGD\nlr0: 0.01\n")
+    (old / "results.csv").write_text(
+        "  epoch,  train/box_loss,  metrics/mAP50-95(B)\n      0,  2.0,  0.10\n      1,  1.5,  0.30\n      2,  1.4,  0.25\n"
+    )
+    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
+    return tmp_path
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/compare.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_compare_three_runs(workspace: Path) -> None:
+    at = _open()
+    at.multiselect(key="cmp_runs").set_value(["sgd", "adamw", "old"]).run()
+    assert not at.exception
+    assert at.selectbox(key="cmp_metric").value == "metrics/mAP50-95(B)"
+    summary = at.dataframe[0].value.set_index("run")
+    assert summary.loc["old", "best mAP50-95"] == pytest.approx(0.30) and summary.loc["old", "epoch of best"] == 1
+    assert summary.loc["old", "final mAP50-95"] == pytest.approx(0.25)
+    assert summary.loc["sgd", "epochs"] == "12/12" and summary.loc["adamw", "state"] == "stopped"
+    diff = at.dataframe[1].value
+    assert "optimizer" in diff.index and "lr0" in diff.index and "model" in diff.index
+    assert diff.loc["optimizer", "adamw"] == "AdamW" and diff.loc["lr0", "old"] == "0.01"
+    assert "imgsz" in diff.index  # 1024 in ours, absent in the old run's args.yaml
+    fig = at.get("plotly_chart")[0]
+    assert fig is not None
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download all epochs (CSV)", "Download best/final table (CSV)"]
+
+
+def test_metric_switch_and_losses_best_is_min(workspace: Path) -> None:
+    at = _open()
+    at.multiselect(key="cmp_runs").set_value(["old"]).run()
+    at.selectbox(key="cmp_metric").set_value("train/box_loss").run()
+    assert not at.exception
+    row = at.dataframe[0].value.iloc[0]
+    assert row["best train/box_loss"] == pytest.approx(1.4) and row["epoch of best train/box_loss"] == 2
+    assert any("two runs or more" in c.value for c in at.caption)
+
+
+def test_empty_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
+    at = _open()
+    assert "No runs" in at.info[0].value

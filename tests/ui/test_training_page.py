@@ -1,0 +1,151 @@
+"""AppTest of the Training page over real run folders: table, live panel, alerts, launch form, controls."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = str(REPO / "dashboard" / "app.py")
+sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
+
+from run_fixtures import write_run  # noqa: E402
+from tiny_dataset import make_tiny_dataset  # noqa: E402
+
+from omr_core.training.runs import append_event, read_run_json  # noqa: E402
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    """A real process in its own session standing in for a training worker (so the run is really 'running')."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    yield p
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeper: subprocess.Popen[bytes]) -> Path:
+    runs = tmp_path / "runs"
+    ctime = psutil.Process(sleeper.pid).create_time()
+    write_run(runs / "live", epochs_done=4, epochs=20, state="running", pid=sleeper.pid, pid_create_time=ctime)
+    crashed = write_run(runs / "crashed", epochs_done=7, epochs=50, state="running", pid=sleeper.pid,
+                        pid_create_time=ctime - 1000, now=time.time() - 3600)  # that PID is now another process
+    append_event(crashed, "assigner_oom", "CUDA OutOfMemoryError in TaskAlignedAssigner, using CPU")
+    ext = runs / "detect" / "train3"
+    ext.mkdir(parents=True)
+    (ext / "args.yaml").write_text("model: yolo11s.yaml\nepochs: 2\n")
+    (ext / "results.csv").write_text("  epoch,  metrics/mAP50-95(B)\n      1,  0.1\n      2,  0.2\n")
+    (tmp_path / "datasets").mkdir()
+    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
+    return tmp_path
+
+
+def _open(page: str = "app_pages/training.py") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_runs_table_and_live_panel(workspace: Path) -> None:
+    at = _open()
+    table = at.dataframe[0].value  # the runs table comes first
+    states = dict(zip(table["run"], table["state"]))
+    assert states == {"live": "running", "crashed": "failed", "detect/train3": "finished"}
+    live = table[table["run"] == "live"].iloc[0]
+    assert live["epoch"] == "4/20" and live["batch i/n"] == "25/50" and live["batch"] == pytest.approx(0.5)
+    assert live["ETA"] not in ("", "–")
+    assert at.selectbox(key="monitor_run").value == "live"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Epoch"] == "4/20" and metrics["Batch"] == "25/50"
+    text = at.text[0].value
+    assert "Last epoch 4" in text and "batch 25/50" in text
+    assert len(at.get("plotly_chart")) == 7  # losses, metrics, batches, lr, memory, util, throughput
+    assert not at.error
+
+
+def test_vanished_worker_shows_failed_with_alerts(workspace: Path) -> None:
+    at = _open()
+    at.selectbox(key="monitor_run").set_value("crashed").run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "worker vanished" in errors and "another process" in errors
+    assert "TaskAlignedAssigner" in " ".join(w.value for w in at.warning)
+    assert {m.label: m.value for m in at.metric}["Epoch"] == "7/50"
+    assert at.button(key="kill_crashed").disabled and at.button(key="stop_crashed").disabled
+
+
+def test_stop_and_kill_buttons(workspace: Path, sleeper: subprocess.Popen[bytes]) -> None:
+    at = _open()
+    at.button(key="stop_live").click().run()
+    assert not at.exception
+    assert (workspace / "runs" / "live" / "stop.request").exists()
+    at.button(key="kill_live").click().run()
+    assert sleeper.wait(10) == -9
+    doc = read_run_json(workspace / "runs" / "live")
+    assert doc is not None and doc["state"] == "failed" and "killed" in doc["reason"]
+
+
+def test_delete_needs_confirmation(workspace: Path) -> None:
+    at = _open()
+    at.selectbox(key="monitor_run").set_value("detect/train3").run()
+    assert at.button(key="delete_detect/train3").disabled
+    at.checkbox(key="del_ok_detect/train3").check().run()
+    at.button(key="delete_detect/train3").click().run()
+    assert not at.exception and not (workspace / "runs" / "detect" / "train3").exists()
+    assert (workspace / "runs" / "live").exists()
+
+
+def test_launch_form_rejects_unknown_argument(workspace: Path) -> None:
+    make_tiny_dataset(workspace / "datasets" / "tiny", n_train=4, n_val=2)
+    at = _open()
+    assert at.selectbox(key="tr_data_pick").value.endswith("tiny/data.yaml")
+    assert any("Assigner memory forecast" in c.value for c in at.caption)
+    at.text_input(key="tr_name").input("newrun")
+    at.text_area(key="tr_extra").input("lr=0.1")
+    at.button(key="tr_launch").click().run()
+    assert not at.exception
+    assert "did you mean" in " ".join(e.value for e in at.error) and "lr0" in " ".join(e.value for e in at.error)
+    assert not (workspace / "runs" / "newrun").exists()
+
+
+@pytest.mark.slow
+def test_launch_from_the_page_starts_a_detached_run(workspace: Path) -> None:
+    make_tiny_dataset(workspace / "datasets" / "tiny", n_train=4, n_val=2)
+    at = _open()
+    at.selectbox(key="tr_preset").set_value("smoke-test").run()
+    assert at.number_input(key="tr_imgsz").value == 320 and at.selectbox(key="tr_device").value == "cpu"
+    at.number_input(key="tr_imgsz").set_value(64)
+    at.number_input(key="tr_epochs").set_value(1)
+    at.text_input(key="tr_name").input("from-page")
+    at.button(key="tr_launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    doc = read_run_json(workspace / "runs" / "from-page")
+    assert doc is not None and doc["spec"]["preset"] == "smoke-test" and doc["args"]["imgsz"] == 64
+    assert doc["pid"] and psutil.Process(doc["pid"]).create_time() == pytest.approx(doc["pid_create_time"], abs=0.5)
+    from omr_core.training.launcher import kill
+
+    kill("from-page", workspace / "runs")
+
+
+def test_empty_workspace_offers_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
+    at = _open()
+    assert at.button(key="demo_start").label == "Start the demo"
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_no_demo_button_once_there_are_runs(workspace: Path) -> None:
+    at = _open()
+    assert not [b for b in at.button if b.key == "demo_start"]
