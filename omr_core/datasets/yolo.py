@@ -1,0 +1,612 @@
+"""YOLO detection datasets: ``data.yaml``, label files, image/label pairing, and the same tables as DeepScoresV2.
+
+Reads datasets written by this project, by Ultralytics and by other tools (Roboflow exports with
+``train: ../train/images``), following Ultralytics' own rules where they are defined:
+
+- ``path`` (dataset root): absent or empty → the yaml's folder; absolute → as is; relative → the yaml's folder,
+  else the current directory (Ultralytics resolves it from the current directory only).
+- ``train``/``val``/``test``/``minival``: a folder (images found recursively), a ``.txt`` list of image files
+  (``./x`` and other relative lines are taken from the list's folder), or a list of either. An entry that starts
+  with ``../`` and does not exist is retried without it (Ultralytics does the same for Roboflow exports).
+- Labels: `label_path_for` is Ultralytics' ``img2label_paths`` (last ``/images/`` → ``/labels/``, suffix ``.txt``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from omr_core.classes import class_table
+from omr_core.datasets.deepscores import (
+    DeepScoresData,
+    LoadIssue,
+    deepscores_names,
+    empty_tables,
+)
+from omr_core.errors import DataFormatError, OmrError
+
+#: Image suffixes Ultralytics accepts (``ultralytics.data.utils.IMG_FORMATS`` in 8.4).
+IMG_FORMATS: frozenset[str] = frozenset(
+    {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"}
+)
+
+#: Split keys read from ``data.yaml``, in this order.
+SPLIT_KEYS: tuple[str, ...] = ("train", "val", "test", "minival")
+
+
+@dataclass(frozen=True)
+class YoloDataset:
+    """A parsed ``data.yaml``.
+
+    Attributes:
+        yaml_path: The yaml file (absolute).
+        root: Dataset root the split entries are resolved from.
+        names: Class names by YOLO index.
+        splits: Split name → image files (sorted, absolute), for the splits the yaml names.
+    """
+
+    yaml_path: Path
+    root: Path
+    names: tuple[str, ...]
+    splits: dict[str, tuple[Path, ...]]
+
+    @property
+    def index_of(self) -> dict[str, int]:
+        """Class name → YOLO index."""
+        return {n: i for i, n in enumerate(self.names)}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, then rename (permissions follow the umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _parse_names(raw: object, path: Path) -> tuple[str, ...]:
+    if raw is None:
+        raise DataFormatError(
+            f"{path}: no 'names' key; a YOLO data.yaml lists its classes as `names: [a, b]` or `names: {{0: a, 1: b}}`"
+        )
+    if isinstance(raw, list):
+        names = [str(n) for n in raw]
+    elif isinstance(raw, dict):
+        keys: list[int] = []
+        for k in raw:
+            if isinstance(k, bool) or not (isinstance(k, int) or (isinstance(k, str) and k.strip().isdigit())):
+                raise DataFormatError(f"{path}: 'names' key {k!r} is not a class index (0, 1, 2, …)")
+            keys.append(int(k))
+        if sorted(keys) != list(range(len(keys))):
+            missing = sorted(set(range(max(keys, default=-1) + 1)) - set(keys))
+            raise DataFormatError(
+                f"{path}: 'names' indices must be 0..{len(keys) - 1} without gaps; "
+                f"missing {missing[:10]}{'…' if len(missing) > 10 else ''}"
+                + (f", found {sorted(keys)[:10]}" if not missing else "")
+            )
+        by_index = {int(k): v for k, v in raw.items()}
+        names = [str(by_index[i]) for i in range(len(keys))]
+    else:
+        raise DataFormatError(f"{path}: 'names' must be a list or a mapping index → name, found {type(raw).__name__}")
+    if not names:
+        raise DataFormatError(f"{path}: 'names' is empty; a dataset needs at least one class")
+    seen: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        seen.setdefault(n, []).append(i)
+    dups = {n: idx for n, idx in seen.items() if len(idx) > 1}
+    if dups:
+        shown = "; ".join(f"{n!r} at {idx}" for n, idx in list(dups.items())[:5])
+        raise DataFormatError(f"{path}: duplicate class names in 'names' ({shown}); each class needs its own name")
+    return tuple(names)
+
+
+def _resolve_root(data: Mapping[str, Any], yaml_path: Path) -> Path:
+    base = yaml_path.parent
+    raw = data.get("path")
+    if raw in (None, ""):
+        return base
+    p = Path(str(raw)).expanduser()
+    if p.is_absolute():
+        return p.resolve()
+    for candidate in (base / p, Path.cwd() / p):
+        if candidate.exists():
+            return candidate.resolve()
+    return (base / p).resolve()
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, skipping hidden files and folders as Ultralytics' glob does."""
+    # abspath, not resolve(): a symlinked image's label sits next to the link (Ultralytics' rule), not its target.
+    return sorted(
+        Path(os.path.abspath(p))
+        for p in folder.rglob("*.*")
+        if p.suffix[1:].lower() in IMG_FORMATS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+    )
+
+
+def _images_in_list(listing: Path) -> list[Path]:
+    parent = listing.parent
+    out: list[Path] = []
+    for line in listing.read_text(encoding="utf-8-sig").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        p = Path(line[2:] if line.startswith("./") else line).expanduser()
+        if not p.is_absolute():
+            p = parent / p if line.startswith("./") or (parent / p).exists() or not p.exists() else p
+        if p.suffix[1:].lower() in IMG_FORMATS:
+            out.append(Path(os.path.abspath(p)))
+    return sorted(out)
+
+
+def _resolve_split(name: str, entry: object, root: Path, yaml_path: Path) -> tuple[Path, ...]:
+    entries = entry if isinstance(entry, list) else [entry]
+    files: list[Path] = []
+    for e in entries:
+        if not isinstance(e, str) or not e.strip():
+            raise DataFormatError(f"{yaml_path}: split {name!r} entry {e!r} is not a path")
+        p = Path(e).expanduser()
+        x = p if p.is_absolute() else (root / p).resolve()
+        tried = [x]
+        if not x.exists() and e.startswith("../"):  # Roboflow writes ../train/images next to data.yaml
+            x = (root / e[3:]).resolve()
+            tried.append(x)
+        if x.is_dir():
+            files += _images_in(x)
+        elif x.is_file():
+            files += [x] if x.suffix[1:].lower() in IMG_FORMATS else _images_in_list(x)
+        else:
+            raise DataFormatError(
+                f"{yaml_path}: split {name!r}: {e!r} not found (looked at {' and '.join(map(str, tried))}); "
+                f"dataset root is {root}"
+            )
+    return tuple(sorted(set(files)))  # Ultralytics sorts the whole split
+
+
+def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
+    """Parse a YOLO ``data.yaml`` and resolve its split entries to image files.
+
+    Args:
+        path: The yaml file.
+
+    Returns:
+        The dataset description.
+
+    Raises:
+        DataFormatError: Not YAML / not a mapping, ``names`` missing, duplicate names, ``names`` indices with
+            gaps, ``nc`` disagreeing with ``names``, or a split entry that is not on disk.
+
+    Examples:
+        >>> ds = read_data_yaml("datasets/synth/data.yaml")  # doctest: +SKIP
+        >>> ds.names[:2], {k: len(v) for k, v in ds.splits.items()}  # doctest: +SKIP
+    """
+    import yaml
+
+    yaml_path = Path(path).expanduser().resolve()
+    try:
+        text = yaml_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataFormatError(f"{yaml_path}: no such file") from None
+    except (IsADirectoryError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{yaml_path}: not a readable YAML text file ({err.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise DataFormatError(f"{yaml_path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(
+            f"{yaml_path}: expected a YAML mapping with 'names' and 'train'/'val' keys, found {type(data).__name__}"
+        )
+    if "val" not in data and "validation" in data:  # Ultralytics renames it too
+        data["val"] = data.pop("validation")
+    if data.get("names") is None and data.get("nc") is not None:
+        raise DataFormatError(
+            f"{yaml_path}: 'nc' without 'names'; Ultralytics would call the classes class_0, class_1, …: "
+            "list the real names under 'names'"
+        )
+    names = _parse_names(data.get("names"), yaml_path)
+    nc = data.get("nc")
+    try:
+        nc = None if nc is None else float(nc)
+    except (TypeError, ValueError):
+        raise DataFormatError(f"{yaml_path}: 'nc: {data.get('nc')}' must be an integer") from None
+    if nc is not None and nc != len(names):
+        raise DataFormatError(
+            f"{yaml_path}: 'nc' is {data.get('nc')} but 'names' has {len(names)} classes; make them agree"
+        )
+    root = _resolve_root(data, yaml_path)
+    splits = {k: _resolve_split(k, data[k], root, yaml_path) for k in SPLIT_KEYS if data.get(k)}
+    return YoloDataset(yaml_path=yaml_path, root=root, names=names, splits=splits)
+
+
+def write_data_yaml(path: Path | str, root: Path | str, names: Sequence[str], splits: Mapping[str, str]) -> None:
+    """Write a ``data.yaml`` the way Ultralytics writes them (names as ``{0: name, …}``), atomically.
+
+    Args:
+        path: The yaml file to write.
+        root: Dataset root, written as ``path:`` as given (absolute, or relative to the yaml's folder).
+        names: Class names by YOLO index (unique, non-empty).
+        splits: Split name → entry relative to ``root`` (e.g. ``{"train": "images/train"}``).
+    """
+    import yaml
+
+    names = [str(n) for n in names]
+    if not names or len(set(names)) != len(names) or any(not n for n in names):
+        raise DataFormatError(f"{path}: class names must be unique and non-empty (got {len(names)} names)")
+    doc: dict[str, Any] = {"path": str(root)}
+    doc.update({k: str(v) for k, v in splits.items()})
+    doc["names"] = dict(enumerate(names))
+    _atomic_write_text(Path(path), yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def label_path_for(image: Path | str) -> Path:
+    """The label file Ultralytics pairs with ``image`` (its ``img2label_paths`` rule).
+
+    The last ``/images/`` in the path becomes ``/labels/`` and the suffix becomes ``.txt``.
+    """
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    x = str(image)
+    return Path(sb.join(x.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+
+
+_EMPTY_LABELS = np.zeros((0, 5), dtype=np.float32)
+
+
+def read_labels(path: Path | str) -> np.ndarray:
+    """Read a YOLO label file as an (n, 5) float32 array ``[class, x_center, y_center, width, height]``.
+
+    Coordinates are normalised as written (not checked against 0..1: the audit reports that). Polygon lines
+    (``class x1 y1 x2 y2 …``, as segmentation exports write) become their bounding box, as Ultralytics does.
+
+    Args:
+        path: The ``.txt`` file; a missing file means no objects (a background image).
+
+    Raises:
+        DataFormatError: A line that is not 5 numbers or a polygon, a class that is not a non-negative
+            integer, or a value that is not a finite number; the message says ``file:line``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return _EMPTY_LABELS.copy()
+    except UnicodeDecodeError:
+        raise DataFormatError(f"{path}: not a text label file") from None
+    lines = [(i, ln.split()) for i, ln in enumerate(text.splitlines(), 1)]
+    lines = [(i, parts) for i, parts in lines if parts]
+    if not lines:
+        return _EMPTY_LABELS.copy()
+    if all(len(parts) == 5 for _, parts in lines):
+        try:
+            arr = np.array([parts for _, parts in lines], dtype=np.float32)
+        except ValueError:
+            arr = None
+        if arr is not None and np.isfinite(arr).all() and (arr[:, 0] >= 0).all() and (arr[:, 0] % 1 == 0).all():
+            return arr
+    out = np.empty((len(lines), 5), dtype=np.float32)
+    for row, (lineno, parts) in enumerate(lines):
+        where = f"{path}:{lineno}"
+        n = len(parts)
+        if n != 5 and (n < 7 or n % 2 == 0):
+            raise DataFormatError(
+                f"{where}: expected 'class x_center y_center width height' or a polygon 'class x1 y1 x2 y2 …', "
+                f"found {n} values: {' '.join(parts)[:80]!r}"
+            )
+        try:
+            vals = np.array(parts, dtype=np.float64)
+        except ValueError:
+            raise DataFormatError(f"{where}: not a number in {' '.join(parts)[:80]!r}") from None
+        if not np.isfinite(vals).all():
+            raise DataFormatError(f"{where}: NaN or infinite value in {' '.join(parts)[:80]!r}")
+        if vals[0] < 0 or vals[0] % 1:
+            raise DataFormatError(f"{where}: class {parts[0]!r} is not a non-negative integer")
+        if n == 5:
+            out[row] = vals
+        else:
+            xy = vals[1:].reshape(-1, 2)
+            lo, hi = xy.min(axis=0), xy.max(axis=0)
+            out[row] = (vals[0], (lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1])
+    return out
+
+
+def write_labels(path: Path | str, labels: np.ndarray, *, decimals: int = 6) -> None:
+    """Write an (n, 5) ``[class, xc, yc, w, h]`` array as a YOLO label file, atomically.
+
+    Args:
+        path: The ``.txt`` file (folders are created).
+        labels: Class indices (integral) and normalised box centre/size.
+        decimals: Digits after the point for coordinates (6, like Ultralytics and Roboflow).
+    """
+    arr = np.asarray(labels, dtype=np.float64).reshape(-1, 5) if np.size(labels) else np.zeros((0, 5))
+    if not np.isfinite(arr).all() or (arr[:, 0] < 0).any() or (arr[:, 0] % 1).any():
+        raise DataFormatError(f"{path}: labels must be finite with non-negative integer classes")
+    fmt = f"{{:d}} {{:.{decimals}f}} {{:.{decimals}f}} {{:.{decimals}f}} {{:.{decimals}f}}\n"
+    text = "".join(fmt.format(int(c), x, y, w, h) for c, x, y, w, h in arr.tolist())
+    _atomic_write_text(Path(path), text)
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file header, EXIF rotation applied like Ultralytics; None if unreadable."""
+    from PIL import Image
+
+    # Ultralytics replaces PIL.Image.open with a wrapper that pip-installs a HEIF plugin on the first file Pillow
+    # cannot identify; a corrupt page must not trigger that, so use the original opener when it is patched.
+    patches = sys.modules.get("ultralytics.utils.patches")
+    open_image = getattr(patches, "_image_open", Image.open) if patches is not None else Image.open
+    try:
+        with open_image(path) as im:
+            w, h = im.size
+            if im.format in ("JPEG", "MPO", "TIFF", "WEBP"):
+                orientation = im.getexif().get(0x0112)
+                if orientation in (5, 6, 7, 8):
+                    w, h = h, w
+            return int(w), int(h)
+    except Exception:  # any failure to read a header means the file cannot be used as an image
+        return None
+
+
+def _ultralytics_checks(
+    px: np.ndarray, img_of: np.ndarray, beyond: np.ndarray, images: pd.DataFrame, name: str
+) -> list[LoadIssue]:
+    """What Ultralytics' ``verify_image_label`` would do with these labels: skip images, drop duplicate rows.
+
+    ``px`` holds labels already scaled to pixels; the normalised values are recovered per image.
+    """
+    issues: list[LoadIssue] = []
+    w = images["width"].to_numpy(np.float64)[img_of]
+    h = images["height"].to_numpy(np.float64)[img_of]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.column_stack([px[:, 1] / w, px[:, 2] / h, px[:, 3] / w, px[:, 4] / h])
+    too_big = (norm > 1.01).any(axis=1)
+    negative = (norm < -0.01).any(axis=1) | (norm[:, 2:] < 0).any(axis=1)
+    skip_rows = too_big | negative | beyond
+    if skip_rows.any():
+        bad_images = np.unique(img_of[skip_rows])
+        files = images["filename"].to_numpy(dtype=object)[bad_images]
+        issues.append(
+            LoadIssue(
+                "ultralytics_would_skip",
+                f"{name}: {len(bad_images):,} images have labels Ultralytics rejects (coordinates above 1.01 or "
+                "below -0.01, or a class index beyond 'names'): it skips the whole image as corrupt while training; "
+                "their labels are kept here",
+                len(bad_images),
+                tuple(str(f) for f in files[:5]),
+            )
+        )
+    dup = pd.DataFrame(np.column_stack([img_of, px[:, 0], norm])).duplicated().to_numpy()
+    if dup.any():
+        files = images["filename"].to_numpy(dtype=object)[np.unique(img_of[dup])]
+        issues.append(
+            LoadIssue(
+                "duplicate_label",
+                f"{name}: {int(dup.sum()):,} label rows repeat another row of the same image exactly "
+                "(kept here; Ultralytics removes them)",
+                int(dup.sum()),
+                tuple(str(f) for f in files[:5]),
+            )
+        )
+    return issues
+
+
+def load_yolo(
+    data_yaml: str | os.PathLike[str],
+    splits: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeepScoresData:
+    """Read a YOLO dataset into the same tables as `load_deepscores`, so the audit works on both.
+
+    Image sizes come from the image headers (no decoding); boxes are converted to pixels; ``cat_id`` is the
+    official DeepScoresV2 id when the class name is an official deepscores name (aliases such as
+    ``legerLine`` accepted) and -1 otherwise. The ``name`` Categorical has the 136 official names first
+    (in id order) and then the dataset's other names in YOLO-index order, so official classes compare equal
+    across DeepScoresV2 files and YOLO datasets. ``muscima_id`` and ``rel_position`` are NA, ``duration`` is
+    ``""``; ``ann_id`` is ``"<image stem>:<k>"`` (k-th label in the file, 1-based).
+
+    Args:
+        data_yaml: The dataset's ``data.yaml``.
+        splits: Split names to read (default: every split in the yaml). An image listed in several splits
+            appears once per split (reported as ``duplicate_image``).
+        progress: Called with (done, total) images.
+
+    Returns:
+        Tables plus issues: ``label_file_missing`` (background images, kept), ``unknown_category`` (class index
+        beyond ``names``, dropped), ``bad_field`` (label files that cannot be parsed, their labels dropped),
+        ``image_unreadable`` (kept with size 0, their labels dropped), ``degenerate_box``,
+        ``box_outside_image``, ``duplicate_image``, ``ultralytics_would_skip`` (images Ultralytics' label check
+        rejects as corrupt: values outside -0.01..1.01 or a class index beyond ``names``), ``duplicate_label``
+        (exact repeated rows, which Ultralytics removes).
+    """
+    ds = read_data_yaml(data_yaml)
+    wanted = list(ds.splits) if splits is None else list(splits)
+    unknown = [s for s in wanted if s not in ds.splits]
+    if unknown:
+        raise OmrError(
+            f"{ds.yaml_path}: no split {', '.join(map(repr, unknown))}; it has {', '.join(ds.splits) or 'none'}"
+        )
+    table = class_table()
+    official = deepscores_names()
+    extra: list[str] = []
+    codes_for_index = np.empty(len(ds.names), dtype=np.int64)
+    cat_for_index = np.empty(len(ds.names), dtype=np.int16)
+    for i, class_name in enumerate(ds.names):
+        try:
+            cat = table.by_name(class_name)
+        except OmrError:
+            cat = None
+        if cat is not None and cat.annotation_set == "deepscores":
+            codes_for_index[i], cat_for_index[i] = cat.id - 1, cat.id
+        else:
+            codes_for_index[i], cat_for_index[i] = len(official) + len(extra), -1
+            extra.append(class_name)
+    categories = [*official, *extra]
+
+    items = [(s, p) for s in wanted for p in ds.splits[s]]
+    total = len(items)
+    img_rows: list[tuple[int, str, int, int, str, str]] = []
+    label_arrays: list[np.ndarray] = []
+    ann_image: list[np.ndarray] = []
+    ann_ids: list[str] = []
+    missing_labels: list[str] = []
+    bad_files: list[str] = []
+    unreadable: list[str] = []
+    unreadable_labels = 0
+    seen: dict[Path, int] = {}
+    dup_images: list[str] = []
+    for row, (split, img) in enumerate(items):
+        if img in seen:
+            dup_images.append(str(img))
+        seen[img] = row
+        size = _image_size(img)
+        w, h = size if size is not None else (0, 0)
+        img_rows.append((row, img.name, w, h, split, str(img)))
+        lp = label_path_for(img)
+        if not lp.exists():
+            missing_labels.append(lp.name)
+            labels = _EMPTY_LABELS
+        else:
+            try:
+                labels = read_labels(lp)
+            except DataFormatError as err:
+                bad_files.append(str(err))
+                labels = _EMPTY_LABELS
+        if size is None:
+            unreadable.append(img.name)
+            unreadable_labels += len(labels)
+            labels = _EMPTY_LABELS
+        if len(labels):
+            px = labels.astype(np.float64)
+            px[:, 1] *= w
+            px[:, 3] *= w
+            px[:, 2] *= h
+            px[:, 4] *= h
+            label_arrays.append(px)
+            ann_image.append(np.full(len(labels), row, dtype=np.int64))
+            stem = img.stem
+            ann_ids += [f"{stem}:{k}" for k in range(1, len(labels) + 1)]
+        if progress is not None:
+            progress(row + 1, total)
+
+    images, ann = empty_tables(categories)
+    if img_rows:
+        rows = list(zip(*img_rows))
+        images = pd.DataFrame(
+            {
+                "image": np.array(rows[0], dtype=np.int64),
+                "image_id": np.array(rows[0], dtype=np.int64),
+                "filename": pd.Series(rows[1], dtype="str"),
+                "width": np.array(rows[2], dtype=np.int32),
+                "height": np.array(rows[3], dtype=np.int32),
+                "source": pd.Series([str(ds.yaml_path)] * len(img_rows), dtype="str"),
+                "split": pd.Series(rows[4], dtype="str"),
+                "path": pd.Series(rows[5], dtype="str"),
+                "n_annotations": np.zeros(len(img_rows), dtype=np.int32),
+            }
+        )
+    issues: list[LoadIssue] = []
+    if label_arrays:
+        lab = np.concatenate(label_arrays)
+        img_of = np.concatenate(ann_image)
+        cls = lab[:, 0].astype(np.int64)
+        beyond = cls >= len(ds.names)
+        issues += _ultralytics_checks(lab, img_of, beyond, images, ds.yaml_path.name)
+        if beyond.any():
+            ids = np.asarray(ann_ids, dtype=object)
+            issues.append(
+                LoadIssue(
+                    "unknown_category",
+                    f"{ds.yaml_path.name}: {int(beyond.sum()):,} labels use a class index ≥ {len(ds.names)} "
+                    f"(the number of names): dropped (indices {sorted(set(cls[beyond].tolist()))[:8]})",
+                    int(beyond.sum()),
+                    tuple(ids[beyond][:5]),
+                )
+            )
+            keep = ~beyond
+            lab, img_of, cls = lab[keep], img_of[keep], cls[keep]
+            ann_ids = [a for a, k in zip(ann_ids, keep.tolist()) if k]
+        x0 = lab[:, 1] - lab[:, 3] / 2
+        x1 = lab[:, 1] + lab[:, 3] / 2
+        y0 = lab[:, 2] - lab[:, 4] / 2
+        y1 = lab[:, 2] + lab[:, 4] / 2
+        f32 = np.float32
+        n = len(lab)
+        ann = pd.DataFrame(
+            {
+                "ann_id": pd.Series(ann_ids, dtype="str"),
+                "image": img_of,
+                "cat_id": cat_for_index[cls],
+                "muscima_id": pd.arrays.IntegerArray(np.zeros(n, dtype=np.int16), np.ones(n, dtype=bool)),
+                "name": pd.Categorical.from_codes(codes_for_index[cls], categories=pd.Index(categories)),
+                "x0": x0.astype(f32),
+                "y0": y0.astype(f32),
+                "x1": x1.astype(f32),
+                "y1": y1.astype(f32),
+                "area": (lab[:, 3] * lab[:, 4]).astype(f32),
+                "ox0": x1.astype(f32),
+                "oy0": y1.astype(f32),
+                "ox1": x1.astype(f32),
+                "oy1": y0.astype(f32),
+                "ox2": x0.astype(f32),
+                "oy2": y0.astype(f32),
+                "ox3": x0.astype(f32),
+                "oy3": y1.astype(f32),
+                "rel_position": pd.arrays.IntegerArray(np.zeros(n, dtype=np.int16), np.ones(n, dtype=bool)),
+                "duration": pd.Series([""] * n, dtype="str"),
+            }
+        )
+        images["n_annotations"] = np.bincount(img_of, minlength=len(images)).astype(np.int32)
+        widths = images["width"].to_numpy()[img_of]
+        heights = images["height"].to_numpy()[img_of]
+        degenerate = (x1 <= x0) | (y1 <= y0)
+        tol = 0.5  # half a pixel: normalised coordinates written with 6 decimals round a little
+        outside = (x0 < -tol) | (y0 < -tol) | (x1 > widths + tol) | (y1 > heights + tol)
+        ids = np.asarray(ann_ids, dtype=object)
+        for kind, mask, what in (
+            ("degenerate_box", degenerate, "with zero width or height"),
+            ("box_outside_image", outside, "extending more than half a pixel past the image edges"),
+        ):
+            if mask.any():
+                issues.append(
+                    LoadIssue(
+                        kind,
+                        f"{ds.yaml_path.name}: {int(mask.sum()):,} boxes {what}",
+                        int(mask.sum()),
+                        tuple(ids[mask][:5]),
+                    )
+                )
+    for kind, found, message in (
+        ("label_file_missing", missing_labels, "images have no label file (background images, kept)"),
+        (
+            "bad_field",
+            bad_files,
+            "label files could not be parsed: their labels are dropped"
+            + (f" (first: {bad_files[0]})" if bad_files else ""),
+        ),
+        (
+            "image_unreadable",
+            unreadable,
+            f"image files could not be opened: kept with size 0, their {unreadable_labels:,} labels dropped",
+        ),
+        ("duplicate_image", dup_images, "images are listed in more than one split (counted once per split)"),
+    ):
+        if found:
+            issues.append(
+                LoadIssue(kind, f"{ds.yaml_path.name}: {len(found):,} {message}", len(found), tuple(found[:5]))
+            )
+    return DeepScoresData(images=images, annotations=ann, issues=tuple(issues), sources=(ds.yaml_path,))
