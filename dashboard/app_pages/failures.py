@@ -2,7 +2,259 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+from ui.failures import (
+    KIND_CHOICES,
+    cell_view,
+    confusion_view,
+    failure_options,
+    gallery,
+    per_class_view,
+    sort_cases,
+)
+from ui.guard import can_act
+
+from omr_core.errors import OmrError
+from omr_core.review.evaluate import (
+    Evaluation,
+    data_splits,
+    default_batch,
+    evaluate,
+    find_cached,
+    list_evaluations,
+    run_choices,
+)
+from omr_core.review.evaluate_compare import compare_evaluations, worse_classes
+from omr_core.review.evaluate_confidence import class_curves, confidence_table
+from omr_core.review.evaluate_figures import compare_figure, confidence_figure, per_class_figure
+from omr_core.review.evaluate_match import failure_counts
+from omr_core.review.evaluate_report import (
+    confusion_export,
+    export_evaluation,
+    failures_export,
+    per_class_export,
+    report_html,
+)
+from omr_core.workspace import get_workspace
+
+OTHER = "other weights file…"
 
 st.title("Per-class failures")
-st.info("Coming with the evaluation issue: per-class P/R/AP from Ultralytics' validator, an interactive confusion matrix and galleries of missed and false detections.")
+st.caption(
+    "Per-class numbers from Ultralytics' own validator, every miss and false detection of the same predictions, "
+    "and what the confidence threshold costs each class."
+)
+
+ws = get_workspace()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _runs(runs_dir: str) -> list:
+    return run_choices(runs_dir)
+
+
+@st.cache_resource(show_spinner=False)
+def _default_batch() -> int:
+    return default_batch()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _splits(data: str) -> list[str]:
+    return data_splits(data)
+
+
+def _pick_inputs() -> dict | None:
+    runs = _runs(str(ws.runs))
+    names = [r.name for r in runs]
+    c1, c2 = st.columns([2, 3])
+    choice = c1.selectbox("Run", [*names, OTHER], key="fail_run", help=f"runs with weights under {ws.runs}")
+    if choice == OTHER:
+        model = c2.text_input("Weights file (.pt)", key="fail_model_path")
+        data_default, imgsz_default = "", 640
+    else:
+        run = runs[names.index(choice)]
+        model = c2.selectbox("Weights", [str(p) for p in run.weights], format_func=lambda p: Path(p).name, key="fail_weights")
+        data_default, imgsz_default = (str(run.data) if run.data else ""), run.imgsz
+    if not model:
+        st.info("Choose a run or give a weights file.")
+        return None
+    try:
+        # A .pt file is a pickle: only files inside the workspace are loaded.
+        model = str(ws.confine(model))
+    except OmrError as exc:
+        st.error(str(exc))
+        return None
+    c1, c2, c3, c4, c5 = st.columns([4, 1, 1, 1, 1])
+    data = c1.text_input("data.yaml", value=data_default, key=f"fail_data_{choice}", help="proposed from the run's args.yaml")
+    if not data:
+        st.info("Give the data.yaml to evaluate on.")
+        return None
+    try:
+        if data != data_default:
+            data = str(ws.confine(data))
+        splits = _splits(data)
+    except OmrError as exc:
+        st.error(str(exc))
+        return None
+    split = c2.selectbox("Split", splits, key=f"fail_split_{choice}")
+    imgsz = int(c3.number_input("imgsz", min_value=32, max_value=4096, value=int(imgsz_default), step=32, key=f"fail_imgsz_{choice}"))
+    batch = int(c4.number_input("batch", min_value=1, max_value=256, value=_default_batch(), key="fail_batch", help="1 on the CPU: Ultralytics' NMS time limit drops predictions of larger batches there"))
+    conf = float(c5.number_input("threshold", min_value=0.001, max_value=1.0, value=0.25, step=0.05, format="%.3f", key="fail_conf", help="detection threshold for failure lists, confusion and the confidence analysis (mAP always uses Ultralytics' low validation threshold)"))
+    return {"model": model, "data": data, "split": split, "imgsz": imgsz, "batch": batch, "conf": conf}
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _cached(model: str, data: str, split: str, imgsz: int, batch: int) -> Evaluation | None:
+    # The cache key stats every label file of the split: a few seconds of reuse keeps widget clicks snappy.
+    return find_cached(model, data, split, imgsz=imgsz, batch=batch)
+
+
+def _evaluation(inp: dict) -> Evaluation | None:
+    kw = {"imgsz": inp["imgsz"], "batch": inp["batch"]}
+    try:
+        ev = _cached(inp["model"], inp["data"], inp["split"], **kw)
+    except OmrError as exc:
+        st.error(str(exc))
+        return None
+    c1, c2 = st.columns([4, 1])
+    note = c1.empty()
+    if ev is not None:
+        note.success(_done_text(ev), icon=":material/check:")
+        again = c2.button("Re-run", key="fail_rerun", help="run Ultralytics' validation again (e.g. after editing labels)")
+    else:
+        note.info("Not evaluated with these settings yet.", icon=":material/hourglass_empty:")
+        again = c2.button("Evaluate", key="fail_evaluate", type="primary")
+    if not again or not can_act("Evaluating a model"):
+        return ev
+    bar = st.progress(0.0, text="Validating…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"Validating: batch {done} of {total}")
+
+    try:
+        ev = evaluate(inp["model"], inp["data"], inp["split"], conf=inp["conf"], force=True, progress=progress, **kw)
+    except OmrError as exc:
+        st.error(str(exc))
+        return None
+    finally:
+        bar.empty()
+    _cached.clear()
+    note.success(_done_text(ev), icon=":material/check:")
+    return ev
+
+
+def _done_text(ev: Evaluation) -> str:
+    when = "Cached evaluation" if ev.cached else "Evaluated just now"
+    return f"{when} from {ev.created} ({ev.seconds:.1f} s, {ev.n_images} images) · `{ev.folder}`"
+
+
+inputs = _pick_inputs()
+ev = _evaluation(inputs) if inputs else None
+if ev is None:
+    st.stop()
+conf = inputs["conf"] if inputs else ev.conf
+
+try:
+    cases = ev.cases(conf)
+    per = per_class_export(ev, conf)
+except OmrError as exc:
+    st.error(str(exc))
+    st.stop()
+
+if ev.warning:
+    st.warning(ev.warning, icon=":material/warning:")
+s = ev.summary
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Precision", f"{s.get('precision', 0):.3f}")
+m2.metric("Recall", f"{s.get('recall', 0):.3f}")
+m3.metric("mAP50", f"{s.get('map50', 0):.3f}")
+m4.metric("mAP50-95", f"{s.get('map50_95', 0):.3f}")
+m5.metric("Classes without labels", int((~per["labelled"].astype(bool)).sum()), help="in this split; their P/R/AP are empty, not the mean")
+
+t_table, t_cm, t_gal, t_conf, t_cmp, t_exp = st.tabs(["Per class", "Confusion matrix", "Galleries", "Confidence", "Compare", "Export"])
+
+with t_table:
+    st.caption(f"Worst AP50-95 first. P and R are Ultralytics' (at the confidence maximising mean F1); TP/FN/FP at threshold {conf:g}, IoU 0.5.")
+    per_class_view(per)
+    with st.expander("Chart"):
+        st.plotly_chart(per_class_figure(per), key="fail_per_class_fig")
+
+with t_cm:
+    cell = confusion_view(ev, cases, ev.per_class()["group"].tolist())
+    if cell is not None:
+        cell_view(ev, cases, cell)
+
+with t_gal:
+    counts = failure_counts(cases, ev.names)
+    options = failure_options(counts)
+    if not options:
+        st.success(f"No misses and no false detections at threshold {conf:g}.")
+    else:
+        c1, c2, c3 = st.columns([2, 3, 1])
+        ci = c1.selectbox(
+            "Class",
+            options,
+            format_func=lambda i: f"{ev.names[i]} · FN {counts.loc[i, 'fn']} · FP {counts.loc[i, 'fp']}",
+            key="fail_gal_class",
+        )
+        kinds = c2.multiselect("Kinds", list(KIND_CHOICES), default=list(KIND_CHOICES), format_func=KIND_CHOICES.get, key="fail_gal_kinds")
+        how = c3.selectbox("Sort", ["confidence", "image"], key="fail_gal_sort")
+        sel = cases[(cases["cls"] == ci).to_numpy() & cases["kind"].astype(str).isin(kinds).to_numpy()]
+        st.caption("Green: ground truth · red: prediction. Misses (FN) are filed under their true class, false detections under the predicted class.")
+        gallery(ev, sort_cases(sel, how), key=f"fail_gal_{ci}")
+
+with t_conf:
+    table = confidence_table(ev, conf).sort_values(["dropped", "class"], ascending=[False, True])
+    st.caption(
+        f"'dropped': objects a correct detection found below {conf:g}: the threshold threw them away. "
+        "Best threshold: where the class's F1 (Ultralytics' curve) peaks."
+    )
+    st.dataframe(
+        table.drop(columns=["class_index"]),
+        hide_index=True,
+        width="stretch",
+        height=320,
+        column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("best_threshold", "best_f1", "precision_at_best", "recall_at_best", "precision", "recall", "f1", "dropped_share")},
+        key="fail_conf_table",
+    )
+    labelled = table[table["instances"] > 0]
+    default = [int(i) for i in labelled["class_index"].head(3)]
+    chosen = st.multiselect("Classes", [int(i) for i in labelled["class_index"]], default=default, format_func=lambda i: ev.names[i], key="fail_conf_classes")
+    if chosen:
+        curves = {ev.names[i]: class_curves(ev, i) for i in chosen}
+        best = {ev.names[i]: float(table.set_index("class_index").loc[i, "best_threshold"]) for i in chosen}
+        st.plotly_chart(confidence_figure(curves, conf, best), key="fail_conf_fig")
+
+with t_cmp:
+    found = {e.folder: e for root in (ws.runs, ws.root / "evaluations") for e in list_evaluations(root)}
+    others = [e for e in found.values() if e.folder != ev.folder]
+    if not others:
+        st.info("Evaluate another run (or the same run on another split or size) to compare per class.")
+    else:
+        ref = st.selectbox("Compare with (A)", range(len(others)), format_func=lambda i: f"{others[i].label} · {others[i].created}", key="fail_cmp_ref")
+        table = compare_evaluations(others[ref], ev)
+        worse = worse_classes(table)
+        st.markdown(f"**B = this evaluation.** {len(worse)} class(es) got worse (AP50-95 down by more than 0.005).")
+        if len(worse):
+            st.write(", ".join(worse["class"].head(30)))
+        st.plotly_chart(compare_figure(table), key="fail_cmp_fig")
+        st.dataframe(table, hide_index=True, width="stretch", height=360, key="fail_cmp_table")
+
+with t_exp:
+    stem = f"{ev.folder.name}-c{conf:g}"
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Per-class table (CSV)", lambda: per.to_csv(index=False), file_name=f"{stem}-per_class.csv", mime="text/csv", key="fail_dl_pc_csv")
+    c1.download_button("Per-class table (JSON)", lambda: per.to_json(orient="records", indent=1), file_name=f"{stem}-per_class.json", mime="application/json", key="fail_dl_pc_json")
+    c2.download_button("Failures (CSV)", lambda: failures_export(ev, conf).to_csv(index=False), file_name=f"{stem}-failures.csv", mime="text/csv", key="fail_dl_f_csv")
+    c2.download_button("Failures (JSON)", lambda: failures_export(ev, conf).to_json(orient="records", indent=1), file_name=f"{stem}-failures.json", mime="application/json", key="fail_dl_f_json")
+    c3.download_button("Confusion (CSV)", lambda: confusion_export(ev, conf).to_csv(), file_name=f"{stem}-confusion.csv", mime="text/csv", key="fail_dl_cm")
+    c3.download_button("HTML report (one page, offline)", lambda: report_html(ev, conf), file_name=f"{stem}-report.html", mime="text/html", key="fail_dl_report", type="primary")
+    if st.button("Write all exports to the evaluation folder", key="fail_write_exports") and can_act("Writing exports"):
+        try:
+            files = export_evaluation(ev, ev.folder, conf)
+        except OmrError as exc:
+            st.error(str(exc))
+        else:
+            st.success("Written: " + ", ".join(f"`{p}`" for p in files.values()))

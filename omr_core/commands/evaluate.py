@@ -1,0 +1,95 @@
+"""`omr evaluate`: Ultralytics' per-class metrics, failure lists, confusion and an HTML report for one model."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+VERB = "evaluate"
+HELP = "per-class metrics (Ultralytics' validator), misses/false detections and an HTML report"
+DESCRIPTION = (
+    "Evaluate a YOLO model on a split of a YOLO data.yaml. Per-class P/R/AP come from Ultralytics' own validator; "
+    "every prediction is kept to list misses (FN) and false detections (wrong class, poor localisation, duplicate, "
+    "background). Results are cached: the same inputs load instantly. Writes per_class/failures CSV+JSON, "
+    "confusion.csv, confidence.csv and report.html to the output folder."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="weights file (.pt), e.g. runs/exp1/weights/best.pt")
+    p.add_argument("--data", help="YOLO data.yaml (default: the run's args.yaml data)")
+    p.add_argument("--split", default="val", help="split to evaluate: val, test, ... (default: val)")
+    p.add_argument("--imgsz", type=int, help="inference image size (default: the run's training size, else 640)")
+    p.add_argument("--conf", type=float, default=0.25, help="detection threshold for failure lists (default: 0.25)")
+    p.add_argument("--batch", type=int, help="validation batch size (default: 16 on a GPU, 1 on the CPU, where "
+                   "Ultralytics' NMS time limit would drop predictions of larger batches)")
+    p.add_argument("--device", help="torch device: cpu, 0, 0,1 (default: Ultralytics' choice)")
+    p.add_argument("--out", help="output folder (default: <run>/evaluation/<weights>-<split>-<hash>)")
+    p.add_argument("--force", action="store_true", help="re-run even when a cached evaluation exists")
+    p.add_argument("--top", type=int, default=25, help="rows of the per-class table to print (default: 25, 0: all)")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+
+
+def _f(v: float) -> str:
+    return "  n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:5.3f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from omr_core.review.evaluate import evaluate
+    from omr_core.review.evaluate_report import NO_LABELS, export_evaluation, per_class_export
+
+    bar: tqdm | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="evaluate", unit="batch")
+        bar.n = done
+        bar.refresh()
+
+    try:
+        ev = evaluate(
+            args.model,
+            args.data,
+            args.split,
+            imgsz=args.imgsz,
+            conf=args.conf,
+            batch=args.batch,
+            device=args.device,
+            out=args.out,
+            force=args.force,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    files = export_evaluation(ev, ev.folder, conf=args.conf, report=not args.no_report)
+    per = per_class_export(ev, args.conf)
+    s = ev.summary
+    print(f"{'cached' if ev.cached else 'evaluated'}: {ev.label} · {ev.n_images} images, {ev.n_instances} objects")
+    print(
+        f"all classes (Ultralytics): P {_f(s['precision'])}  R {_f(s['recall'])}  "
+        f"mAP50 {_f(s['map50'])}  mAP50-95 {_f(s['map50_95'])}"
+    )
+    if ev.warning:
+        print(f"warning: {ev.warning}", file=sys.stderr)
+    rows = per if args.top <= 0 else per.head(args.top)
+    print(f"\n{'class':<30} {'group':<16} {'inst':>6} {'P':>5} {'R':>5} {'AP50':>5} {'AP':>5} {'FN':>5} {'FP':>5}")
+    for _, r in rows.iterrows():
+        if r["status"] == NO_LABELS:
+            print(f"{r['class']:<30} {r['group']:<16} {0:>6} {NO_LABELS}")
+            continue
+        print(
+            f"{r['class']:<30} {r['group']:<16} {int(r['instances']):>6} {_f(r['precision'])} {_f(r['recall'])} "
+            f"{_f(r['ap50'])} {_f(r['ap50_95'])} {int(r['fn']):>5} {int(r['fp']):>5}"
+        )
+    if len(rows) < len(per):
+        print(f"... {len(per) - len(rows)} more classes in per_class.csv")
+    print(f"\nwritten to {ev.folder}:")
+    for p in files.values():
+        print(f"  {Path(p).name}")
+    return 0
