@@ -191,19 +191,16 @@ def read_yaml_names(path: str | os.PathLike[str]) -> tuple[str, ...]:
 
     Uses the YOLO reader's own ``names`` validation (list or dict, indices without gaps, no duplicates).
     """
-    import yaml
-
-    from omr_core.datasets.yolo import _parse_names  # adapter: yolo.py has no names-only public reader
+    from omr_core.datasets.yolo import _parse_names, safe_load_yaml  # adapter: yolo.py has no names-only reader
 
     p = Path(path).expanduser()
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise OmrError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"{p}: not a readable YAML text file ({exc.__class__.__name__})") from None
-    except yaml.YAMLError as exc:
-        raise DataFormatError(f"{p}: not valid YAML: {exc}") from None
+    data = safe_load_yaml(text, p)
     if not isinstance(data, dict):
         raise DataFormatError(f"{p}: expected a YAML mapping with 'names' and 'train'/'val' keys, found {type(data).__name__}")
     return tuple(_parse_names(data.get("names"), p))

@@ -8,7 +8,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,33 @@ VAL_FROM = ("test", "split")
 
 class ConvertError(OmrError):
     """Conversion refused or failed; nothing was left at the output path."""
+
+
+class ConvertWriteError(ConvertError, OSError):
+    """Writing the dataset failed (disk full, file-size limit, permissions); nothing was left at the output path.
+
+    Also an `OSError` (with the original ``errno``), so callers that handle I/O errors keep working.
+    """
+
+    @classmethod
+    def wrap(cls, exc: OSError, out: Path, tmp: Path | None = None) -> ConvertWriteError:
+        """The message for ``exc``; a file inside the (removed) temp folder is named relative to it."""
+        name = str(exc.filename) if exc.filename else ""
+        if name and tmp is not None and name.startswith(f"{tmp}{os.sep}"):
+            name = name[len(str(tmp)) + 1 :]
+        where = f" writing {name}" if name else ""
+        err = cls(
+            f"{out}: conversion failed{where}: {exc.strerror or exc}. Nothing was left at {out} and the source is "
+            "untouched; free some disk space (or raise the file-size limit, `ulimit -f`) and run it again."
+        )
+        err.errno = exc.errno
+        return err
+
+
+#: Leftover folders next to OUT: ``.OUT.omr-tmp-PID-START-HEX`` (being written) and ``.OUT.omr-old-PID-START-HEX``
+#: (the previous OUT while it is being replaced). PID and process start time let a later run tell they are stale.
+_TMP_TAG = ".omr-tmp-"
+_OLD_TAG = ".omr-old-"
 
 
 @dataclass(frozen=True)
@@ -258,19 +286,86 @@ def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
     return sorted(set(starts))
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Name ``path`` in an OSError raised while writing it (``write()`` errors such as EFBIG carry no file name)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
+def _owner_tag() -> str:
+    """``PID-START`` of this process (start time in whole seconds), written into the names of our temp folders."""
+    import psutil
+
+    try:
+        start = int(psutil.Process().create_time())
+    except psutil.Error:  # pragma: no cover - our own process
+        start = 0
+    return f"{os.getpid()}-{start}"
+
+
+def _owner_gone(tag: str) -> bool:
+    """True when the process named by a ``PID-START-HEX`` tag no longer runs (a reused PID is another process)."""
+    import psutil
+
+    parts = tag.split("-")
+    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return False  # not written by this version: leave it alone
+    pid, start = int(parts[0]), int(parts[1])
+    try:
+        p = psutil.Process(pid)
+        return abs(p.create_time() - start) > 1.0 or p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # another user's live process
+        return False
+
+
+def clean_leftovers(out: str | os.PathLike[str]) -> list[str]:
+    """Tidy what killed conversions to ``out`` left next to it; returns one line per action.
+
+    A conversion killed while writing (SIGKILL, power loss) leaves its temp folder: removed once its process is
+    gone. One killed between setting the previous ``out`` aside and renaming the new one into place leaves the
+    previous dataset aside with no ``out``: it is put back. Folders of conversions still running are kept.
+    """
+    out = Path(out).expanduser().absolute()
+    notes: list[str] = []
+    try:
+        entries = sorted(p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.omr-"))
+    except OSError:
+        return notes
+    for p in entries:
+        for tag, what in ((_OLD_TAG, "old"), (_TMP_TAG, "tmp")):
+            prefix = f".{out.name}{tag}"
+            if not p.name.startswith(prefix) or not p.is_dir() or not _owner_gone(p.name[len(prefix) :]):
+                continue
+            if what == "old" and not out.exists():
+                p.rename(out)
+                notes.append(f"restored the previous dataset {out}, set aside by a conversion that was killed")
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+                notes.append(f"removed {p.name}, left by a conversion that was killed")
+    return notes
+
+
 def _format_labels(cls: np.ndarray, xywh: np.ndarray) -> list[str]:
     return [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, (x, y, w, h) in zip(cls.tolist(), xywh.tolist())]
 
 
 def _write_labels(path: Path, lines: Sequence[str]) -> None:
     """Write one label file (monkeypatched in tests to simulate a failure mid-way)."""
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+    with _writing(path), open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write("".join(lines))
 
 
 def _place_image(src: Path, dst: Path, mode: str) -> str:
     if mode == "copy":
-        shutil.copy2(src, dst)
+        with _writing(dst):
+            shutil.copy2(src, dst)
         return "copy"
     if mode == "hardlink":
         try:
@@ -345,6 +440,7 @@ def convert(
         raise ConvertError("the plan excludes every class; nothing would be left to train on")
     out_p = Path(out).expanduser().absolute()
     _guard_paths(ds, out_p)
+    leftovers = clean_leftovers(out_p)  # before the emptiness check: a killed swap may have set OUT aside
     _prepare_out(out_p, opts.overwrite)
 
     lines: list[str] = []
@@ -410,6 +506,8 @@ def convert(
         for c, k in zip(*np.unique(pd.Series(name_arr[~ok]).map(new_index).to_numpy(), return_counts=True)):
             dropped_per_class[plan.kept[int(c)]] += int(k)
 
+    for note in leftovers:
+        say(note)
     override = plan.override_log()
     if override:
         say(override)
@@ -423,7 +521,7 @@ def convert(
 
     page_w = imgs["width"].to_numpy(np.float64)
     page_h = imgs["height"].to_numpy(np.float64)
-    tmp = out_p.parent / f".{out_p.name}.omr-tmp-{uuid.uuid4().hex[:8]}"
+    tmp = out_p.parent / f".{out_p.name}{_TMP_TAG}{_owner_tag()}-{uuid.uuid4().hex[:8]}"
     total_steps = n_img + 1
     written_counts = np.zeros(len(plan.kept), dtype=np.int64)
     split_images: dict[str, int] = {}
@@ -479,7 +577,8 @@ def convert(
             train_rows = [v for k, v in expected_files.items() if k.startswith("labels/train/")]
             fc = forecast(16, opts.imgsz, max(train_rows, default=0), len(plan.kept))
         manifest = _manifest(ds, plan, stats, counts, fixes, split_images, opts, modes, override, fc)
-        (tmp / "excluded_classes.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        with _writing(tmp / "excluded_classes.json"):
+            (tmp / "excluded_classes.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         ver = verify_output(
             tmp,
             plan,
@@ -496,10 +595,13 @@ def convert(
         mode = "+".join(sorted(modes))
         say(f"images: {mode}; {sum(split_images.values())} images in {', '.join(f'{k} {v}' for k, v in split_images.items())}")
         say(f"wrote {int(written_counts.sum())} labels in {time.perf_counter() - t0:.1f} s")
-        (tmp / "convert.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with _writing(tmp / "convert.log"):
+            (tmp / "convert.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
         _swap_into_place(tmp, out_p)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OmrError):  # disk full, ulimit -f: a message, not a traceback
+            raise ConvertWriteError.wrap(exc, out_p, tmp) from exc
         raise
     return ConvertReport(
         out=out_p,
@@ -521,7 +623,7 @@ def convert(
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
     if out.exists():
-        old = out.parent / f".{out.name}.omr-old-{uuid.uuid4().hex[:8]}"
+        old = out.parent / f".{out.name}{_OLD_TAG}{_owner_tag()}-{uuid.uuid4().hex[:8]}"
         out.rename(old)
         try:
             tmp.rename(out)
@@ -604,7 +706,8 @@ def _write_data_yaml(root: Path, names: Sequence[str], splits: Sequence[str]) ->
         "# Excluded classes and per-class counts: excluded_classes.json\n"
         + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
     )
-    (root / "data.yaml").write_text(text, encoding="utf-8")
+    with _writing(root / "data.yaml"):
+        (root / "data.yaml").write_text(text, encoding="utf-8")
 
 
 def _manifest(

@@ -57,7 +57,8 @@ def _data_yamls(root: str) -> list[str]:
     if not base.is_dir():
         return []
     found = [p for pat in ("data.yaml", "*/data.yaml", "*/*/data.yaml", "*/*/*/data.yaml") for p in base.glob(pat)]
-    return sorted(str(p) for p in found)
+    # Dot-folders are never datasets: `omr convert` writes into .OUT.omr-tmp-… and renames only when verified.
+    return sorted(str(p) for p in found if not any(part.startswith(".") for part in p.relative_to(base).parts))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -244,6 +245,10 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
     st.subheader(f"{s.name} {state_badge(s.state)}")
     if s.reason:
         st.caption(s.reason)
+    damage = view.damage()  # after the poll with samples: gpu.jsonl included
+    if damage:
+        st.warning("Damaged run files (a worker killed mid-write, a full disk?); the page skipped what it could not "
+                   "read: " + " · ".join(damage), icon=":material/broken_image:")
     m = st.columns(7)
     m[0].metric("Epoch", f"{s.epoch}/{s.epochs or '?'}")
     m[1].metric("Batch", f"{s.batch}/{s.batches}" if s.batch is not None and s.live else "–")

@@ -55,9 +55,21 @@ def _layout(fig: go.Figure, title: str, ytitle: str = "", height: int = 300) -> 
 
 
 def _times(t: np.ndarray) -> np.ndarray:
-    """Epoch seconds → local-time datetime64 for plotly axes."""
+    """Epoch seconds → local-time datetime64 for plotly axes (NaT where a damaged log has no usable time)."""
     off = time.localtime().tm_gmtoff
-    return ((t + off) * 1000).astype("datetime64[ms]")
+    ms = (np.asarray(t, dtype=float) + off) * 1000
+    ok = np.isfinite(ms) & (np.abs(ms) < 2.5e14)  # datetime64[ms] holds ±292 million years; keep to year ~9999
+    out = np.full(ms.shape, np.datetime64("NaT"), dtype="datetime64[ms]")
+    out[ok] = ms[ok].astype("datetime64[ms]")
+    return out
+
+
+def clock(t: float | None) -> str:
+    """``HH:MM:SS`` of an epoch time, ``??:??:??`` when a damaged log holds no usable time."""
+    try:
+        return dt.datetime.fromtimestamp(float(t)).strftime("%H:%M:%S")  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "??:??:??"
 
 
 def fmt_duration(s: float | None) -> str:
@@ -89,7 +101,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "ETA": fmt_duration(s.eta_s) if s.live else "",
                 "s/batch": s.s_per_batch,
                 "model": Path(s.model).name if s.model else "",
-                "note": s.reason,
+                "note": " · ".join(x for x in (s.reason, *s.damage) if x),
             }
         )
     return pd.DataFrame(rows)
@@ -159,11 +171,15 @@ def batch_figure(view: RunView, smoothing: float = 0.0) -> go.Figure:
             _add_series(fig, x, b.col(c)[idx], c.split("/", 1)[1], _PALETTE[i % 10], smoothing)
         fig.add_trace(go.Scatter(x=x, y=b.col("sec")[idx], name="s/batch", mode="lines", yaxis="y2",
                                  line={"color": "#999", "width": 1, "dash": "dot"}))
-        ep = int(b.col("epoch")[idx[-1]]) + 1
+        ep = int(b.col("epoch")[idx[-1]]) + 1  # finite: current_epoch_batches() keeps rows of one finite epoch
         nb = b.col("nb")[idx[-1]]
-        title = f"Epoch {ep}: batch {int(x[-1])}/{int(nb) if math.isfinite(nb) else '?'}"
+        title = f"Epoch {ep}: batch {_int_or_q(x[-1])}/{_int_or_q(nb)}"
         fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": "s/batch", "showgrid": False})
     return _layout(fig, title, "loss")
+
+
+def _int_or_q(v: float) -> str:
+    return str(int(v)) if math.isfinite(v) else "?"
 
 
 def throughput_figure(view: RunView) -> go.Figure:
@@ -279,7 +295,7 @@ def last_values_text(view: RunView) -> tuple[str, str]:
         bad = [n.split("/", 1)[1] for n in b.names if n.startswith("loss/") and n not in last]
         if bad:
             losses += " " + " ".join(f"{n} NaN" for n in bad)
-        when = dt.datetime.fromtimestamp(last.get("t", 0)).strftime("%H:%M:%S")
+        when = clock(last.get("t", 0))
         batch_line = (f"Last batch {when}: epoch {int(last.get('epoch', 0)) + 1}, batch {int(last.get('i', 0))}/"
                       f"{int(last.get('nb', 0))}, {losses}, {last.get('sec', float('nan')):.2f} s")
     return ep_line, batch_line
@@ -288,7 +304,7 @@ def last_values_text(view: RunView) -> tuple[str, str]:
 def show_alerts(alerts: Sequence[Alert]) -> None:
     """Alerts, errors first, each with its count when repeated."""
     for a in alerts:
-        when = f" ({dt.datetime.fromtimestamp(a.t).strftime('%H:%M:%S')})" if a.t else ""
+        when = f" ({clock(a.t)})" if a.t else ""
         text = f"**{a.kind.replace('_', ' ')}**{when}: {a.message}" + (f" ×{a.count}" if a.count > 1 else "")
         if a.severity == "error":
             st.error(text, icon=":material/error:")

@@ -52,5 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.name:<28} {r.state:<9} {ep:>9} {b:>11} {m:>8} {_dur(r.elapsed_s):>9} {_dur(r.eta_s):>9} {spb:>7}")
         if r.reason and r.state in ("failed", "stopped"):
             print(f"{'':<28} └ {r.reason}")
+        for line in r.damage:  # damaged logs: say what was skipped rather than fail or stay silent
+            print(f"{'':<28} └ {line}")
     del now
     return 0

@@ -77,6 +77,27 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _user_path(text: str, where: Path, what: str) -> Path:
+    """A path written in a dataset file, ``~`` expanded; a path no file system can hold is a `DataFormatError`."""
+    if "\x00" in text:
+        raise DataFormatError(f"{where}: {what} {text!r} contains a NUL character; it is not a path")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as err:  # ~someone for a user this machine does not know
+        raise DataFormatError(f"{where}: {what} {text!r}: {err}") from None
+
+
+def _class_index(k: object) -> int | None:
+    """A ``names`` key as a class index (``0``, ``"1"``), None when it is not one."""
+    if isinstance(k, bool):
+        return None
+    if isinstance(k, int):
+        return k
+    if isinstance(k, str) and k.strip().isdecimal():  # not isdigit(): "²" is a digit that int() refuses
+        return int(k)
+    return None
+
+
 def _parse_names(raw: object, path: Path) -> tuple[str, ...]:
     if raw is None:
         raise DataFormatError(
@@ -87,11 +108,19 @@ def _parse_names(raw: object, path: Path) -> tuple[str, ...]:
     elif isinstance(raw, dict):
         keys: list[int] = []
         for k in raw:
-            if isinstance(k, bool) or not (isinstance(k, int) or (isinstance(k, str) and k.strip().isdigit())):
+            idx = _class_index(k)
+            if idx is None:
                 raise DataFormatError(f"{path}: 'names' key {k!r} is not a class index (0, 1, 2, …)")
-            keys.append(int(k))
+            keys.append(idx)
         if sorted(keys) != list(range(len(keys))):
-            missing = sorted(set(range(max(keys, default=-1) + 1)) - set(keys))
+            # The first gaps only: a key like 10**12 must not make us list (or allocate) a trillion indices.
+            present, top = set(keys), max(keys, default=-1)
+            missing: list[int] = []
+            i = 0
+            while i <= top and len(missing) <= 10:
+                if i not in present:
+                    missing.append(i)
+                i += 1
             raise DataFormatError(
                 f"{path}: 'names' indices must be 0..{len(keys) - 1} without gaps; "
                 f"missing {missing[:10]}{'…' if len(missing) > 10 else ''}"
@@ -118,13 +147,16 @@ def _resolve_root(data: Mapping[str, Any], yaml_path: Path) -> Path:
     raw = data.get("path")
     if raw in (None, ""):
         return base
-    p = Path(str(raw)).expanduser()
-    if p.is_absolute():
-        return p.resolve()
-    for candidate in (base / p, Path.cwd() / p):
-        if candidate.exists():
-            return candidate.resolve()
-    return (base / p).resolve()
+    p = _user_path(str(raw), yaml_path, "'path'")
+    try:
+        if p.is_absolute():
+            return p.resolve()
+        for candidate in (base / p, Path.cwd() / p):
+            if candidate.exists():
+                return candidate.resolve()
+        return (base / p).resolve()
+    except OSError as err:  # a name too long for the file system, a symlink loop
+        raise DataFormatError(f"{yaml_path}: 'path' {raw!r} cannot be used: {err.strerror or err}") from None
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -142,11 +174,15 @@ def _images_in(folder: Path) -> list[Path]:
 def _images_in_list(listing: Path) -> list[Path]:
     parent = listing.parent
     out: list[Path] = []
-    for line in listing.read_text(encoding="utf-8-sig").splitlines():
+    try:
+        text = listing.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{listing}: not a readable list of image files ({err.__class__.__name__})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
             continue
-        p = Path(line[2:] if line.startswith("./") else line).expanduser()
+        p = _user_path(line[2:] if line.startswith("./") else line, listing, f"line {lineno}")
         if not p.is_absolute():
             p = parent / p if line.startswith("./") or (parent / p).exists() or not p.exists() else p
         if p.suffix[1:].lower() in IMG_FORMATS:
@@ -160,15 +196,19 @@ def _resolve_split(name: str, entry: object, root: Path, yaml_path: Path) -> tup
     for e in entries:
         if not isinstance(e, str) or not e.strip():
             raise DataFormatError(f"{yaml_path}: split {name!r} entry {e!r} is not a path")
-        p = Path(e).expanduser()
-        x = p if p.is_absolute() else (root / p).resolve()
-        tried = [x]
-        if not x.exists() and e.startswith("../"):  # Roboflow writes ../train/images next to data.yaml
-            x = (root / e[3:]).resolve()
-            tried.append(x)
-        if x.is_dir():
+        p = _user_path(e, yaml_path, f"split {name!r} entry")
+        try:
+            x = p if p.is_absolute() else (root / p).resolve()
+            tried = [x]
+            if not x.exists() and e.startswith("../"):  # Roboflow writes ../train/images next to data.yaml
+                x = (root / e[3:]).resolve()
+                tried.append(x)
+            is_dir, is_file = x.is_dir(), x.is_file()
+        except OSError as err:  # a name too long for the file system, a symlink loop
+            raise DataFormatError(f"{yaml_path}: split {name!r}: {e!r} cannot be used: {err.strerror or err}") from None
+        if is_dir:
             files += _images_in(x)
-        elif x.is_file():
+        elif is_file:
             files += [x] if x.suffix[1:].lower() in IMG_FORMATS else _images_in_list(x)
         else:
             raise DataFormatError(
@@ -176,6 +216,24 @@ def _resolve_split(name: str, entry: object, root: Path, yaml_path: Path) -> tup
                 f"dataset root is {root}"
             )
     return tuple(sorted(set(files)))  # Ultralytics sorts the whole split
+
+
+def safe_load_yaml(text: str, where: Path) -> Any:
+    """`yaml.safe_load` whose every failure is a `DataFormatError` naming ``where``.
+
+    PyYAML raises more than YAMLError on bad input: ValueError for an impossible date (``2024-02-30``) or a bad
+    ``!!int``, AttributeError for a bad ``!!timestamp``, RecursionError for very deep nesting.
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise DataFormatError(f"{where}: not valid YAML{at}: {getattr(err, 'problem', None) or err}") from None
+    except Exception as err:  # safe_load builds only plain values: any other failure is the text's fault
+        raise DataFormatError(f"{where}: a YAML value cannot be read ({err.__class__.__name__}: {err})") from None
 
 
 def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
@@ -195,21 +253,14 @@ def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
         >>> ds = read_data_yaml("datasets/synth/data.yaml")  # doctest: +SKIP
         >>> ds.names[:2], {k: len(v) for k, v in ds.splits.items()}  # doctest: +SKIP
     """
-    import yaml
-
     yaml_path = Path(path).expanduser().resolve()
     try:
         text = yaml_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataFormatError(f"{yaml_path}: no such file") from None
-    except (IsADirectoryError, UnicodeDecodeError) as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise DataFormatError(f"{yaml_path}: not a readable YAML text file ({err.__class__.__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise DataFormatError(f"{yaml_path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    data = safe_load_yaml(text, yaml_path)
     if not isinstance(data, dict):
         raise DataFormatError(
             f"{yaml_path}: expected a YAML mapping with 'names' and 'train'/'val' keys, found {type(data).__name__}"
@@ -225,7 +276,7 @@ def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
     nc = data.get("nc")
     try:
         nc = None if nc is None else float(nc)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataFormatError(f"{yaml_path}: 'nc: {data.get('nc')}' must be an integer") from None
     if nc is not None and nc != len(names):
         raise DataFormatError(
@@ -267,6 +318,7 @@ def label_path_for(image: Path | str) -> Path:
 
 
 _EMPTY_LABELS = np.zeros((0, 5), dtype=np.float32)
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_labels(path: Path | str) -> np.ndarray:
@@ -287,8 +339,8 @@ def read_labels(path: Path | str) -> np.ndarray:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return _EMPTY_LABELS.copy()
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{path}: not a text label file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{path}: not a readable text label file ({err.__class__.__name__})") from None
     lines = [(i, ln.split()) for i, ln in enumerate(text.splitlines(), 1)]
     lines = [(i, parts) for i, parts in lines if parts]
     if not lines:
@@ -317,6 +369,8 @@ def read_labels(path: Path | str) -> np.ndarray:
             raise DataFormatError(f"{where}: NaN or infinite value in {' '.join(parts)[:80]!r}")
         if vals[0] < 0 or vals[0] % 1:
             raise DataFormatError(f"{where}: class {parts[0]!r} is not a non-negative integer")
+        if np.abs(vals).max() > _F32_MAX:
+            raise DataFormatError(f"{where}: value too large for a label in {' '.join(parts)[:80]!r}")
         if n == 5:
             out[row] = vals
         else:
@@ -523,8 +577,8 @@ def load_yolo(
     if label_arrays:
         lab = np.concatenate(label_arrays)
         img_of = np.concatenate(ann_image)
-        cls = lab[:, 0].astype(np.int64)
-        beyond = cls >= len(ds.names)
+        beyond = lab[:, 0] >= len(ds.names)  # on the floats: a class of 1e20 does not fit an int64
+        cls = np.where(beyond, 0, lab[:, 0]).astype(np.int64)
         issues += _ultralytics_checks(lab, img_of, beyond, images, ds.yaml_path.name)
         if beyond.any():
             ids = np.asarray(ann_ids, dtype=object)
@@ -532,7 +586,7 @@ def load_yolo(
                 LoadIssue(
                     "unknown_category",
                     f"{ds.yaml_path.name}: {int(beyond.sum()):,} labels use a class index ≥ {len(ds.names)} "
-                    f"(the number of names): dropped (indices {sorted(set(cls[beyond].tolist()))[:8]})",
+                    f"(the number of names): dropped (indices {sorted({int(c) for c in lab[beyond, 0].tolist()})[:8]})",
                     int(beyond.sum()),
                     tuple(ids[beyond][:5]),
                 )

@@ -221,6 +221,7 @@ class RunSummary:
         model: Model argument.
         data: Data argument.
         resumable: Checkpoint a resume would start from (relative path), None when not resumable.
+        damage: What was skipped in damaged files, one line per file (``batches.jsonl: skipped 3 malformed lines``).
     """
 
     name: str
@@ -245,6 +246,7 @@ class RunSummary:
     model: str = ""
     data: str = ""
     resumable: str | None = None
+    damage: tuple[str, ...] = ()
 
     @property
     def live(self) -> bool:
@@ -310,6 +312,7 @@ class RunView:
         self._event_tail = JsonlTail(self.path / EVENTS)
         self._mtimes: dict[str, float] = {}
         self._lock = threading.RLock()
+        self._doc_unreadable = False
         self.last_poll = 0.0
 
     def _mtime_changed(self, name: str) -> bool:
@@ -332,6 +335,7 @@ class RunView:
         with self._lock:
             if self._mtime_changed(RUN_JSON):
                 self.doc = read_run_json(self.path)
+                self._doc_unreadable = self.doc is None and (self.path / RUN_JSON).exists()
             if self._mtime_changed(ARGS_YAML):
                 self.args = _read_args_yaml(self.path / ARGS_YAML)
             self.results.poll()
@@ -360,6 +364,23 @@ class RunView:
                 return "finished", ""
             return "external", "trained elsewhere (no run.json)"
         return state, reason
+
+    def damage(self) -> list[str]:
+        """What could not be read in the run's files, one line per file; empty when every file was clean.
+
+        Damaged lines are skipped, never raised: a worker killed mid-write, a full disk or a crash that left
+        NUL-filled blocks must not take the monitor down, but the person should know the charts have gaps.
+        """
+        out = []
+        if self._doc_unreadable:
+            out.append(f"{RUN_JSON}: not readable JSON (damaged?); the run is shown as trained elsewhere")
+        csv = self.results.damage()
+        if csv:
+            out.append(f"{RESULTS}: {'; '.join(csv)}")
+        for name, tail in ((BATCHES, self._batch_tail), (GPU, self._gpu_tail), (EVENTS, self._event_tail)):
+            if tail.bad_lines:
+                out.append(f"{name}: skipped {tail.bad_lines} malformed line{'s' if tail.bad_lines != 1 else ''}")
+        return out
 
     def planned_epochs(self) -> int | None:
         args = (self.doc or {}).get("args") or self.args
@@ -394,7 +415,7 @@ def _read_args_yaml(path: Path) -> dict[str, Any]:
 
     try:
         obj = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except Exception:  # OSError, YAMLError, and ValueError for "2024-02-30" and the like: a damaged args.yaml is no args
         return {}
     return obj if isinstance(obj, dict) else {}
 
@@ -483,6 +504,7 @@ def _summarize(view: RunView, now: float) -> RunSummary:
         model=str(args.get("model") or ""),
         data=str(args.get("data") or ""),
         resumable=_resumable(view.path, doc, state),
+        damage=tuple(view.damage()),
     )
 
 

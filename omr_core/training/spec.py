@@ -110,7 +110,7 @@ def parse_value(text: str) -> Any:
         return low == "true"
     try:
         v = yaml.safe_load(t)
-    except yaml.YAMLError:
+    except Exception:  # YAMLError, and ValueError for "2024-02-30" and the like: keep the text, Ultralytics checks it
         return t
     return v if isinstance(v, (int, float, list, bool)) or v is None else t
 

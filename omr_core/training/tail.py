@@ -147,6 +147,8 @@ class ColumnStore:
             try:
                 arr = np.array(vals, dtype=float)  # fast path: every record has a number here
             except (TypeError, ValueError):
+                arr = None
+            if arr is None or arr.shape != (k,):  # text, gaps, or lists (which numpy would stack into 2-D)
                 arr = self._mixed(key, vals)
             if arr is None:
                 continue
@@ -238,17 +240,21 @@ class JsonlTail:
     def poll(self) -> tuple[list[dict[str, Any]], bool]:
         """Return (new records, restarted): restarted means earlier records belong to a replaced file."""
         data, restarted = self._file.read_new()
+        if restarted:
+            self.bad_lines = 0
         if not data:
             return [], restarted
         try:
             # One parse for the whole chunk (several times faster than line by line); any bad line → slow path.
-            recs = orjson.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
-            if all(isinstance(r, dict) for r in recs):
+            # ",\n" between lines: a raw newline is invalid inside a JSON string, so two halves of a damaged record
+            # cannot merge into one; the count check catches a line holding two objects.
+            recs = orjson.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",\n") + b"]")
+            if len(recs) == data.count(b"\n") and all(isinstance(r, dict) for r in recs):
                 return recs, restarted
         except orjson.JSONDecodeError:
             pass
         out: list[dict[str, Any]] = []
-        for line in data.splitlines():
+        for line in data.split(b"\n"):  # only "\n" ends a line (a stray "\r" inside one is part of it)
             if not line.strip():
                 continue
             try:
@@ -263,15 +269,31 @@ class JsonlTail:
         return out, restarted
 
 
-def _num(cell: str) -> float:
+def _num(cell: str) -> float | None:
+    """The cell as a number (``nan``/``inf`` included), None when it is not one."""
     try:
         return float(cell)
     except ValueError:
-        return math.nan
+        return None
 
 
 def _is_header(cells: list[str]) -> bool:
     return bool(cells) and cells[0].lower() == "epoch"
+
+
+def _header(cells: list[str]) -> list[str]:
+    """Column names of a header line: ``epoch`` first whatever its case, repeated names made unique (``x.1``)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, c in enumerate(cells):
+        name = "epoch" if i == 0 else c
+        k, base = 0, name
+        while name in seen:  # a damaged header; pandas mangles repeats the same way
+            k += 1
+            name = f"{base}.{k}"
+        seen.add(name)
+        out.append(name)
+    return out
 
 
 class ResultsCsvTail:
@@ -281,6 +303,10 @@ class ResultsCsvTail:
     ``l1_loss``/``giou_loss`` (RT-DETR) instead of ``dfl_loss``, any number of ``lr/pgN`` columns, a file
     deleted and restarted by a fresh run, a header repeated mid-file, a partial last line, ``nan``/``inf``
     cells, and an epoch written twice (resume after a kill): the last row of an epoch wins.
+
+    Damage is counted, never raised: a line whose epoch cell is not a finite number (binary garbage, NUL-filled
+    blocks after a crash, a line cut in half) or that comes before any header is skipped (`skipped_lines`); a row
+    with missing, extra or unreadable cells is kept with NaN gaps (`repaired_rows`). `damage()` says it in words.
 
     Examples:
         >>> import tempfile, pathlib
@@ -295,6 +321,8 @@ class ResultsCsvTail:
         self._file = _GrowingFile(path)
         self.columns: list[str] = []
         self._rows: list[list[float]] = []
+        self.skipped_lines = 0  # lines dropped: no header yet, or no readable epoch number
+        self.repaired_rows = 0  # rows kept with cells missing, extra or unreadable (NaN there)
         self.version = 0  # bumped on every change; cache keys use it
         self._frame_cache: tuple[int, Any] | None = None
         self._lock = threading.Lock()
@@ -310,20 +338,27 @@ class ResultsCsvTail:
             changed = restarted
             if restarted:
                 self.columns, self._rows = [], []
+                self.skipped_lines = self.repaired_rows = 0
             for raw in data.decode("utf-8", "replace").splitlines():
-                line = raw.strip()
+                line = raw.strip().lstrip("\ufeff")
                 if not line:
                     continue
                 cells = [c.strip() for c in line.split(",")]
                 if _is_header(cells):
                     # A header after rows means a new run wrote into this file (appended instead of replacing).
                     self._rows = []
-                    self.columns = cells
+                    self.skipped_lines = self.repaired_rows = 0  # what was skipped belonged to the old run
+                    self.columns = _header(cells)
                     changed = True
                     continue
-                if not self.columns:
-                    continue  # rows before any header: nothing to name them with
-                vals = [_num(c) for c in cells[: len(self.columns)]]
+                nums = [_num(c) for c in cells[: len(self.columns)]]
+                if not nums or nums[0] is None or not math.isfinite(nums[0]):
+                    self.skipped_lines += 1  # before any header (nothing names its cells), or no epoch number
+                    changed = True
+                    continue
+                vals = [math.nan if v is None else v for v in nums]
+                if len(cells) != len(self.columns) or None in nums:
+                    self.repaired_rows += 1
                 vals += [math.nan] * (len(self.columns) - len(vals))
                 self._rows.append(vals)
                 changed = True
@@ -333,6 +368,16 @@ class ResultsCsvTail:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def damage(self) -> list[str]:
+        """What was skipped or repaired, in words (empty for a clean file)."""
+        out = []
+        if self.skipped_lines:
+            out.append(f"skipped {self.skipped_lines} malformed line{'s' if self.skipped_lines != 1 else ''}")
+        if self.repaired_rows:
+            n = self.repaired_rows
+            out.append(f"kept {n} damaged row{'s' if n != 1 else ''} with unreadable cells as gaps")
+        return out
 
     def rows(self) -> list[dict[str, float]]:
         """One dict per epoch (last row of an epoch wins), ordered by epoch."""
@@ -398,7 +443,7 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np
     Examples:
         >>> x = np.arange(10_000.0); y = np.zeros(10_000); y[5_000] = 9.0
         >>> xs, ys = downsample(x, y, 100)
-        >>> len(xs) <= 100, ys.max()
+        >>> len(xs) <= 100, float(ys.max())
         (True, 9.0)
     """
     n = len(x)
