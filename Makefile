@@ -53,7 +53,7 @@ test: install-dev chromium
 	$(PY) -m pytest
 
 bench: install-dev
-	$(PY) -m omr_core.cli bench all
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,106 @@
+"""Run every benchmark in bench/ (each in its own process), print one table, update docs/benchmarks.md.
+
+Usage: ``python bench/run_all.py [--only NAME ...] [--no-docs]`` (``make bench`` runs it with no options).
+Each ``bench/bench_*.py`` exposes ``main() -> list[dict]`` with rows ``{figure, value, target, ok}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DOC = REPO / "docs" / "benchmarks.md"
+MARK = "## Latest `make bench`"
+
+_CHILD = """
+import json, sys
+sys.argv = [sys.argv[1]]
+sys.path.insert(0, {here!r}); sys.path.insert(0, {repo!r})
+import importlib.util
+spec = importlib.util.spec_from_file_location("bench_under_test", sys.argv[0])
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+rows = mod.main()
+with open({out!r}, "w") as fh:
+    json.dump([{{k: (v if isinstance(v, (int, float, str, bool)) or v is None else str(v)) for k, v in r.items()}}
+               for r in (rows or [])], fh)
+"""
+
+
+def benches(only: list[str] | None) -> list[Path]:
+    found = sorted(HERE.glob("bench_*.py"))
+    if only:
+        found = [p for p in found if any(o in p.stem for o in only)]
+    return found
+
+
+def run_one(path: Path) -> tuple[list[dict[str, Any]], float, str]:
+    """Run one benchmark in a child process; returns (rows, seconds, error text)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        code = _CHILD.format(here=str(HERE), repo=str(REPO), out=str(out))
+        t0 = time.perf_counter()
+        res = subprocess.run(
+            [sys.executable, "-c", code, str(path)], cwd=REPO, env={**os.environ, "YOLO_OFFLINE": "1"},
+            stdout=sys.stderr, stderr=sys.stderr, check=False,
+        )
+        secs = time.perf_counter() - t0
+        if res.returncode != 0 or not out.exists():
+            return [], secs, f"exit status {res.returncode}"
+        return json.loads(out.read_text()), secs, ""
+
+
+def table(results: list[tuple[str, list[dict[str, Any]], float, str]]) -> str:
+    lines = ["| bench | figure | value | target | ok |", "|---|---|---|---|---|"]
+    for name, rows, secs, err in results:
+        if err:
+            lines.append(f"| {name} | (failed: {err}) | | | FAIL |")
+            continue
+        for r in rows:
+            ok = r.get("ok")
+            flag = "pass" if ok is True else ("FAIL" if ok is False else "")
+            lines.append(f"| {name} | {r.get('figure', '')} | {r.get('value', '')} | {r.get('target', '')} | {flag} |")
+        lines.append(f"| {name} | (bench wall time, s) | {secs:.0f} | | |")
+    return "\n".join(lines)
+
+
+def update_doc(text: str) -> None:
+    doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    doc = doc.split(MARK)[0].rstrip() + "\n\n"
+    machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    doc += f"{MARK}\n\nRun {dt.date.today().isoformat()} on {machine}.\n\n{text}\n"
+    tmp = DOC.with_suffix(".tmp")
+    tmp.write_text(doc, encoding="utf-8")
+    tmp.replace(DOC)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--only", nargs="*", help="substrings of benchmark names to run")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    results = []
+    for path in benches(args.only):
+        print(f"== {path.stem}", file=sys.stderr, flush=True)
+        rows, secs, err = run_one(path)
+        results.append((path.stem, rows, secs, err))
+    text = table(results)
+    print(text)
+    if not args.no_docs:
+        update_doc(text)
+    failed = any(err or any(r.get("ok") is False for r in rows) for _, rows, _, err in results)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
