@@ -1,0 +1,385 @@
+"""Glyph mapping for the engraver: verovio primitives to official DeepScoresV2 classes, decided from geometry."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from omr_core.datasets.synth_svg import Box, PageGeometry, Prim, StaffLines, union
+
+#: SMuFL glyph name -> DeepScoresV2 class, for glyphs whose class does not depend on context.
+GLYPH_CLASSES: dict[str, str] = {
+    **{f"timeSig{d}": f"timeSig{d}" for d in range(10)},
+    "timeSigCommon": "timeSigCommon",
+    "timeSigCutCommon": "timeSigCutCommon",
+    **{f"flag{v}{ud}": f"flag{v}{ud}" for v in ("8th", "16th", "32nd", "64th", "128th") for ud in ("Up", "Down")},
+    "restDoubleWhole": "restDoubleWhole",
+    "restWhole": "restWhole",
+    "restHalf": "restHalf",
+    "restQuarter": "restQuarter",
+    "rest8th": "rest8th",
+    "rest16th": "rest16th",
+    "rest32nd": "rest32nd",
+    "rest64th": "rest64th",
+    "rest128th": "rest128th",
+    "restHBar": "restHBar",
+    "restHBarLeft": "restHBar",
+    "restHBarMiddle": "restHBar",
+    "restHBarRight": "restHBar",
+    "articAccentAbove": "articAccentAbove",
+    "articAccentBelow": "articAccentBelow",
+    "articStaccatoAbove": "articStaccatoAbove",
+    "articStaccatoBelow": "articStaccatoBelow",
+    "articTenutoAbove": "articTenutoAbove",
+    "articTenutoBelow": "articTenutoBelow",
+    "articStaccatissimoAbove": "articStaccatissimoAbove",
+    "articStaccatissimoBelow": "articStaccatissimoBelow",
+    "articStaccatissimoWedgeAbove": "articStaccatissimoAbove",
+    "articStaccatissimoWedgeBelow": "articStaccatissimoBelow",
+    "articStaccatissimoStrokeAbove": "articStaccatissimoAbove",
+    "articStaccatissimoStrokeBelow": "articStaccatissimoBelow",
+    "articMarcatoAbove": "articMarcatoAbove",
+    "articMarcatoBelow": "articMarcatoBelow",
+    "fermataAbove": "fermataAbove",
+    "fermataBelow": "fermataBelow",
+    "fermataShortAbove": "fermataAbove",
+    "fermataShortBelow": "fermataBelow",
+    "fermataLongAbove": "fermataAbove",
+    "fermataLongBelow": "fermataBelow",
+    "fermataVeryShortAbove": "fermataAbove",
+    "fermataVeryShortBelow": "fermataBelow",
+    "fermataVeryLongAbove": "fermataAbove",
+    "fermataVeryLongBelow": "fermataBelow",
+    "caesura": "caesura",
+    "dynamicPiano": "dynamicP",
+    "dynamicMezzo": "dynamicM",
+    "dynamicForte": "dynamicF",
+    "dynamicSforzando": "dynamicS",
+    "dynamicZ": "dynamicZ",
+    "dynamicRinforzando": "dynamicR",
+    "ornamentTrill": "ornamentTrill",
+    "ornamentTurn": "ornamentTurn",
+    "ornamentTurnInverted": "ornamentTurnInverted",
+    "ornamentMordent": "ornamentMordent",
+    "stringsDownBow": "stringsDownBow",
+    "stringsUpBow": "stringsUpBow",
+    "keyboardPedalPed": "keyboardPedalPed",
+    "keyboardPedalUp": "keyboardPedalUp",
+    "segno": "segno",
+    "coda": "coda",
+    "repeatDot": "repeatDot",
+    "brace": "brace",
+    "tremolo1": "tremolo1",
+    "tremolo2": "tremolo2",
+    "tremolo3": "tremolo3",
+    "tremolo4": "tremolo4",
+    "tremolo5": "tremolo5",
+    **{f"fingering{d}": f"fingering{d}" for d in range(6)},
+}
+
+#: Accidental glyphs: note accidentals keep the SMuFL name, key signatures use key* classes.
+ACCIDENTALS = {
+    "accidentalFlat": "keyFlat",
+    "accidentalNatural": "keyNatural",
+    "accidentalSharp": "keySharp",
+    "accidentalDoubleSharp": None,
+    "accidentalDoubleFlat": None,
+}
+
+#: Classes that have a ``…Small`` variant for grace and cue notes.
+SMALL_VARIANTS = {
+    "accidentalFlat",
+    "accidentalNatural",
+    "accidentalSharp",
+    "flag8thUp",
+    "flag8thDown",
+}
+
+NOTEHEADS = {
+    "noteheadBlack": "noteheadBlack",
+    "noteheadHalf": "noteheadHalf",
+    "noteheadWhole": "noteheadWhole",
+    "noteheadDoubleWhole": "noteheadDoubleWhole",
+    "noteheadDoubleWholeSquare": "noteheadDoubleWhole",
+}
+
+CLEFS = {
+    "gClef": "clefG",
+    "gClefChange": "clefG",
+    "fClef": "clefF",
+    "fClefChange": "clefF",
+    "cClef": "clefC",
+    "cClefChange": "clefC",
+    "unpitchedPercussionClef1": "clefUnpitchedPercussion",
+    "unpitchedPercussionClef2": "clefUnpitchedPercussion",
+    "gClef8vb": "clefG+8",
+    "gClef8va": "clefG+8",
+    "gClef15mb": "clefG+15",
+    "gClef15ma": "clefG+15",
+    "fClef8vb": "clefF+8",
+    "fClef8va": "clefF+8",
+}
+
+#: Owner groups whose primitives together make one symbol (one box).
+MERGED_OWNERS = {"tupletNum", "tupletBracket", "grpSym", "arpeg", "octave", "hairpin"}
+
+#: How a grace/cue glyph compares to a full-size one: SMuFL glyphs are drawn at 1 em = 4 staff spaces;
+#: verovio draws grace notes at 75% and cue notes at 70–75%.
+SMALL_RATIO = 0.9
+
+
+@lru_cache(maxsize=1)
+def glyph_names() -> dict[str, str]:
+    """SMuFL code point (``"E0A4"``) -> glyph name, from the font metadata verovio ships."""
+    import verovio
+
+    data = Path(verovio.__file__).parent / "data"
+    names: dict[str, str] = {}
+    for xml in sorted(data.glob("*.xml")):
+        for code, name in re.findall(r'<g c="([0-9A-Fa-f]+)"[^>]*? n="([^"]+)"', xml.read_text(encoding="utf-8")):
+            names.setdefault(code.upper(), name)
+    return names
+
+
+def glyph_name(code: str | None) -> str:
+    """The SMuFL name of a code point, or ``uniXXXX`` when verovio's fonts do not name it."""
+    if not code:
+        return "?"
+    return glyph_names().get(code.upper(), f"uni{code.upper()}")
+
+
+@dataclass
+class Symbol:
+    """One annotated symbol of a page before it becomes a DeepScoresV2 annotation.
+
+    Attributes:
+        name: Official DeepScoresV2 class name.
+        box: Tight ink box in page pixels (continuous coordinates, floats).
+        area: Ink area in square pixels (analytic).
+        comment: Extra ``key:value;`` pairs (duration and rel_position for noteheads).
+        prims: The primitives drawn for this symbol.
+    """
+
+    name: str
+    box: Box
+    area: float
+    comment: str
+    prims: list[Prim]
+
+
+@dataclass
+class Classified:
+    """The classifier's output for one page.
+
+    Attributes:
+        symbols: Annotated symbols.
+        unmapped: Count per glyph name (or ``owner kind`` for non-glyph shapes) of what got no class.
+    """
+
+    symbols: list[Symbol]
+    unmapped: Counter[str]
+
+
+def _nearest_staff(staves: list[StaffLines], x: float, y: float) -> StaffLines | None:
+    best: StaffLines | None = None
+    best_d = math.inf
+    for s in staves:
+        dx = 0.0 if s.x0 - 1 <= x <= s.x1 + 1 else min(abs(x - s.x0), abs(x - s.x1)) * 10
+        d = abs(y - s.middle) + dx
+        if d < best_d:
+            best, best_d = s, d
+    return best
+
+
+def _duration(ctx: dict[str, object]) -> str | None:
+    dur = ctx.get("dur")
+    if dur is None:
+        return None
+    text = str(dur)
+    dots = ctx.get("dots")
+    if dots:
+        text += "." * int(str(dots))
+    tup = ctx.get("tuplet")
+    if tup:
+        text += f"*{tup}"
+    return text
+
+
+def _small(p: Prim, staff: StaffLines | None) -> bool:
+    if staff is None or p.glyph_scale <= 0:
+        return False
+    return p.glyph_scale < SMALL_RATIO * 4 * staff.space / 1000
+
+
+def _split_octave_clef(p: Prim, staff: StaffLines | None) -> tuple[Box, Box]:
+    """Split a clef-with-octave glyph box into the clef body and the small 8/15 (below or above)."""
+    x0, y0, x1, y1 = p.box
+    space = staff.space if staff else (y1 - y0) / 8
+    # the octave figure is about one staff space tall and sits outside the staff
+    if staff is not None and y1 > staff.ys[-1] + 1.5 * space:
+        cut = y1 - 1.25 * space
+        num = (x0 + (x1 - x0) * 0.3, cut, x0 + (x1 - x0) * 0.7, y1)
+        return (x0, y0, x1, cut - 0.1 * space), num
+    cut = y0 + 1.25 * space
+    num = (x0 + (x1 - x0) * 0.3, y0, x0 + (x1 - x0) * 0.7, cut)
+    return (x0, cut + 0.1 * space, x1, y1), num
+
+
+def classify(page: PageGeometry, known: set[str]) -> Classified:
+    """Decide the official class of every primitive of a page.
+
+    Args:
+        page: The parsed page.
+        known: Official deepscores-set class names (a class missing here is reported as unmapped).
+
+    Returns:
+        Symbols to annotate and the unmapped counts.
+    """
+    symbols: list[Symbol] = []
+    unmapped: Counter[str] = Counter()
+    staves = page.staves
+
+    def add(name: str, prims: list[Prim], comment: str = "", box: Box | None = None, area: float | None = None) -> None:
+        if name not in known:
+            unmapped[name] += len(prims) if box is None else 1
+            return
+        symbols.append(
+            Symbol(
+                name,
+                box if box is not None else union([p.box for p in prims]),
+                area if area is not None else sum(p.area for p in prims),
+                comment,
+                prims,
+            )
+        )
+
+    # one staff box per staff of a system, across its measures (DeepScoresV2 boxes the whole staff)
+    by_staff: dict[tuple[int, int], list[StaffLines]] = {}
+    for s in staves:
+        by_staff.setdefault((s.system, s.index), []).append(s)
+    for segs in by_staff.values():
+        symbols.append(Symbol("staff", union([s.box for s in segs]), sum(s.area for s in segs), "", []))
+
+    merged: dict[int, list[Prim]] = {}
+    for p in page.prims:
+        owner = p.owner
+        if owner in MERGED_OWNERS:
+            merged.setdefault(p.group, []).append(p)
+            continue
+        if p.kind == "text":
+            unmapped[f"text ({owner or 'page'})"] += 1
+            continue
+        if p.kind == "glyph":
+            name = glyph_name(p.glyph)
+            ox, oy = p.origin
+            cx, cy = (p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2
+            if name in NOTEHEADS and owner == "notehead":
+                staff = _nearest_staff(staves, ox, oy)
+                if staff is None:
+                    unmapped[name] += 1
+                    continue
+                rel = round((staff.middle - oy) / (staff.space / 2))
+                base = NOTEHEADS[name] + ("OnLine" if rel % 2 == 0 else "InSpace")
+                if _small(p, staff):
+                    base += "Small"
+                parts = []
+                dur = _duration(p.ctx)
+                if dur:
+                    parts.append(f"duration:{dur};")
+                parts.append(f"rel_position:{rel};")
+                add(base, [p], "".join(parts))
+                continue
+            if name in ACCIDENTALS:
+                if owner == "keyAccid":
+                    key = ACCIDENTALS[name]
+                    add(key or name, [p])
+                else:
+                    staff = _nearest_staff(staves, cx, cy)
+                    add(name + ("Small" if name in SMALL_VARIANTS and _small(p, staff) else ""), [p])
+                continue
+            if name in CLEFS:
+                cls = CLEFS[name]
+                staff = _nearest_staff(staves, ox, oy)
+                if cls == "clefC":
+                    if staff is None:
+                        unmapped[name] += 1
+                        continue
+                    line = 1 + round((staff.ys[-1] - oy) / staff.space)
+                    cls = {3: "clefCAlto", 4: "clefCTenor"}.get(line, f"cClef (line {line})")
+                    add(cls, [p])
+                elif "+" in cls:
+                    body, octave = cls.split("+")
+                    clef_box, num_box = _split_octave_clef(p, staff)
+                    add(body, [p], box=clef_box, area=p.area * 0.85)
+                    add(f"clef{octave}", [p], box=num_box, area=p.area * 0.15)
+                else:
+                    add(cls, [p])
+                continue
+            if name.startswith("flag"):
+                cls = GLYPH_CLASSES.get(name, name)
+                staff = _nearest_staff(staves, cx, cy)
+                if cls in SMALL_VARIANTS and _small(p, staff):
+                    cls += "Small"
+                add(cls, [p])
+                continue
+            if name in GLYPH_CLASSES:
+                add(GLYPH_CLASSES[name], [p])
+                continue
+            unmapped[name] += 1
+            continue
+        # shapes drawn as SVG geometry
+        if owner == "stem" and p.kind == "line":
+            add("stem", [p])
+        elif owner == "ledgerLines" and p.kind == "line":
+            add("ledgerLine", [p])
+        elif owner == "beam" and p.kind == "polygon":
+            add("beam", [p])
+        elif owner == "slur" and p.kind == "path":
+            add("slur", [p])
+        elif owner == "tie" and p.kind == "path":
+            add("tie", [p])
+        elif owner == "dots" and p.kind == "ellipse":
+            add("augmentationDot", [p])
+        else:
+            unmapped[f"{owner or 'page'} {p.kind}"] += 1
+
+    for prims in merged.values():
+        owner = prims[0].owner
+        texts = [p for p in prims if p.kind == "text"]
+        for t in texts:
+            unmapped[f"text ({owner})"] += 1
+        drawn = [p for p in prims if p.kind != "text"]
+        if not drawn:
+            continue
+        if owner == "tupletNum":
+            digits = "".join(glyph_name(p.glyph).removeprefix("tuplet") for p in drawn if p.kind == "glyph")
+            add(f"tuplet{digits}" if digits.isdigit() else "tupletNum (other)", drawn)
+        elif owner == "tupletBracket":
+            add("tupletBracket", drawn)
+        elif owner == "grpSym":
+            names = {glyph_name(p.glyph) for p in drawn if p.kind == "glyph"}
+            if "brace" in names or all(p.kind == "path" for p in drawn):
+                add("brace", drawn)
+            else:
+                unmapped["bracket"] += 1
+        elif owner == "arpeg":
+            add("arpeggiato", drawn)
+        elif owner == "octave":
+            add("ottavaBracket", drawn)
+        elif owner == "hairpin":
+            pts = []
+            for p in drawn:
+                if p.element is not None and p.kind == "polyline":
+                    v = [float(x) for x in re.findall(r"[-+]?\d*\.?\d+", p.element.get("points", ""))]
+                    pts += list(zip(v[0::2], v[1::2]))
+            if len(pts) >= 3:
+                apex_x = pts[len(pts) // 2][0]
+                ends = (pts[0][0] + pts[-1][0]) / 2
+                add("dynamicCrescendoHairpin" if apex_x < ends else "dynamicDiminuendoHairpin", drawn)
+            else:
+                unmapped[f"hairpin {'+'.join(p.kind for p in drawn)}"] += 1
+    return Classified(symbols, unmapped)

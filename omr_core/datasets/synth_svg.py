@@ -1,0 +1,738 @@
+"""SVG geometry for the engraver: walk a verovio page SVG and return every drawn primitive in page pixels."""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+
+#: An affine matrix (a, b, c, d, e, f) as in SVG: x' = a*x + c*y + e, y' = b*x + d*y + f.
+Matrix = tuple[float, float, float, float, float, float]
+Box = tuple[float, float, float, float]
+
+IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+#: Stroke width an SVG shape gets from verovio's CSS (``path, polygon, … {stroke:currentColor}``) when it
+#: has no stroke-width attribute: the SVG default of 1 user unit, which still widens the ink a little.
+DEFAULT_STROKE = 1.0
+
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_PATH_TOKEN = re.compile(rf"([MmZzLlHhVvCcSsQqTtAa])|({_NUM})")
+_NUMBERS = re.compile(_NUM)
+_TRANSFORM = re.compile(r"(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)")
+
+
+def mul(m: Matrix, n: Matrix) -> Matrix:
+    """The matrix that applies ``n`` first, then ``m``."""
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = n
+    return (
+        a * a2 + c * b2,
+        b * a2 + d * b2,
+        a * c2 + c * d2,
+        b * c2 + d * d2,
+        a * e2 + c * f2 + e,
+        b * e2 + d * f2 + f,
+    )
+
+
+def parse_transform(text: str | None) -> Matrix:
+    """Parse an SVG ``transform`` attribute into one matrix."""
+    m = IDENTITY
+    if not text:
+        return m
+    for name, args in _TRANSFORM.findall(text):
+        v = [float(x) for x in _NUMBERS.findall(args)]
+        if name == "translate":
+            t: Matrix = (1.0, 0.0, 0.0, 1.0, v[0], v[1] if len(v) > 1 else 0.0)
+        elif name == "scale":
+            t = (v[0], 0.0, 0.0, v[1] if len(v) > 1 else v[0], 0.0, 0.0)
+        elif name == "matrix":
+            t = (v[0], v[1], v[2], v[3], v[4], v[5])
+        elif name == "rotate":
+            r = math.radians(v[0])
+            cs, sn = math.cos(r), math.sin(r)
+            t = (cs, sn, -sn, cs, 0.0, 0.0)
+            if len(v) == 3:
+                t = mul(mul((1.0, 0.0, 0.0, 1.0, v[1], v[2]), t), (1.0, 0.0, 0.0, 1.0, -v[1], -v[2]))
+        elif name == "skewX":
+            t = (1.0, 0.0, math.tan(math.radians(v[0])), 1.0, 0.0, 0.0)
+        else:
+            t = (1.0, math.tan(math.radians(v[0])), 0.0, 1.0, 0.0, 0.0)
+        m = mul(m, t)
+    return m
+
+
+def apply(m: Matrix, x: float, y: float) -> tuple[float, float]:
+    """Map a point through ``m``."""
+    return m[0] * x + m[2] * y + m[4], m[1] * x + m[3] * y + m[5]
+
+
+def is_axis_aligned(m: Matrix) -> bool:
+    """True when ``m`` only scales and translates (boxes map to boxes exactly)."""
+    return abs(m[1]) < 1e-12 and abs(m[2]) < 1e-12
+
+
+def map_box(m: Matrix, box: Box) -> Box:
+    """The axis-aligned box of ``box`` mapped through ``m`` (exact for axis-aligned matrices)."""
+    x0, y0, x1, y1 = box
+    pts = [apply(m, x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def union(boxes: list[Box]) -> Box:
+    """The smallest box holding every box in ``boxes``."""
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _cubic_extrema(p0: float, p1: float, p2: float, p3: float) -> list[float]:
+    """Parameter values in (0, 1) where a cubic Bezier coordinate has a local extremum."""
+    a = -p0 + 3 * p1 - 3 * p2 + p3
+    b = 2 * (p0 - 2 * p1 + p2)
+    c = p1 - p0
+    out: list[float] = []
+    if abs(a) < 1e-12:
+        if abs(b) > 1e-12:
+            out.append(-c / b)
+    else:
+        disc = b * b - 4 * a * c
+        if disc >= 0:
+            sq = math.sqrt(disc)
+            out += [(-b + sq) / (2 * a), (-b - sq) / (2 * a)]
+    return [t for t in out if 0.0 < t < 1.0]
+
+
+def _cubic_at(p0: float, p1: float, p2: float, p3: float, t: float) -> float:
+    u = 1 - t
+    return u * u * u * p0 + 3 * u * u * t * p1 + 3 * u * t * t * p2 + t * t * t * p3
+
+
+@dataclass(frozen=True)
+class PathGeometry:
+    """Exact bounding box, filled area and a flattened outline of an SVG path (its own coordinates).
+
+    Attributes:
+        box: Tight box of the path outline (Bezier extrema included).
+        area: Filled area by the shoelace formula on the flattened outline (nonzero fill approximated).
+        points: Flattened outline points, used to map the path through rotating transforms.
+    """
+
+    box: Box
+    area: float
+    points: tuple[tuple[float, float], ...]
+
+
+def path_geometry(d: str, flatten: int = 8) -> PathGeometry:
+    """Parse SVG path data and return its geometry.
+
+    Args:
+        d: The ``d`` attribute (absolute and relative commands; arcs are approximated by their end points
+            and the box of their ellipse is not taken: verovio never writes arcs).
+        flatten: Points per curve segment for the area and the outline.
+
+    Returns:
+        The path's `PathGeometry`.
+    """
+    tokens = _PATH_TOKEN.findall(d)
+    xs: list[float] = []
+    ys: list[float] = []
+    pts: list[tuple[float, float]] = []
+    area = 0.0
+    sub: list[tuple[float, float]] = []
+    cx = cy = sx = sy = 0.0
+    last_ctrl: tuple[float, float] | None = None
+    last_q: tuple[float, float] | None = None
+    cmd = ""
+    i = 0
+    n = len(tokens)
+
+    def nums(k: int) -> list[float]:
+        nonlocal i
+        out = []
+        for _ in range(k):
+            out.append(float(tokens[i][1]))
+            i += 1
+        return out
+
+    def close_sub() -> None:
+        nonlocal area, sub
+        if len(sub) > 2:
+            s = 0.0
+            for (x0, y0), (x1, y1) in zip(sub, sub[1:] + sub[:1]):
+                s += x0 * y1 - x1 * y0
+            area += s / 2
+        pts.extend(sub)
+        sub = []
+
+    def line_to(x: float, y: float) -> None:
+        xs.append(x)
+        ys.append(y)
+        sub.append((x, y))
+
+    def cubic(x1: float, y1: float, x2: float, y2: float, x: float, y: float) -> None:
+        for t in _cubic_extrema(cx, x1, x2, x):
+            xs.append(_cubic_at(cx, x1, x2, x, t))
+        for t in _cubic_extrema(cy, y1, y2, y):
+            ys.append(_cubic_at(cy, y1, y2, y, t))
+        for k in range(1, flatten):
+            t = k / flatten
+            sub.append((_cubic_at(cx, x1, x2, x, t), _cubic_at(cy, y1, y2, y, t)))
+        line_to(x, y)
+
+    while i < n:
+        if tokens[i][0]:
+            cmd = tokens[i][0]
+            i += 1
+            if cmd in "Zz":
+                close_sub()
+                cx, cy = sx, sy
+                last_ctrl = last_q = None
+                continue
+        elif not cmd:
+            raise ValueError(f"path data starts with a number: {d[:40]!r}")
+        rel = cmd.islower()
+        c = cmd.upper()
+        ox, oy = (cx, cy) if rel else (0.0, 0.0)
+        if c == "M":
+            x, y = nums(2)
+            close_sub()
+            cx, cy = sx, sy = x + ox, y + oy
+            xs.append(cx)
+            ys.append(cy)
+            sub.append((cx, cy))
+            cmd = "l" if rel else "L"  # further pairs are implicit line-tos
+            last_ctrl = last_q = None
+            continue
+        if c == "L":
+            x, y = nums(2)
+            cx, cy = x + ox, y + oy
+            line_to(cx, cy)
+            last_ctrl = last_q = None
+        elif c == "H":
+            (x,) = nums(1)
+            cx = x + ox
+            line_to(cx, cy)
+            last_ctrl = last_q = None
+        elif c == "V":
+            (y,) = nums(1)
+            cy = y + oy
+            line_to(cx, cy)
+            last_ctrl = last_q = None
+        elif c == "C":
+            x1, y1, x2, y2, x, y = nums(6)
+            x1, y1, x2, y2, x, y = x1 + ox, y1 + oy, x2 + ox, y2 + oy, x + ox, y + oy
+            cubic(x1, y1, x2, y2, x, y)
+            cx, cy, last_ctrl, last_q = x, y, (x2, y2), None
+        elif c == "S":
+            x2, y2, x, y = nums(4)
+            x2, y2, x, y = x2 + ox, y2 + oy, x + ox, y + oy
+            x1, y1 = (2 * cx - last_ctrl[0], 2 * cy - last_ctrl[1]) if last_ctrl else (cx, cy)
+            cubic(x1, y1, x2, y2, x, y)
+            cx, cy, last_ctrl, last_q = x, y, (x2, y2), None
+        elif c in "QT":
+            if c == "Q":
+                qx, qy, x, y = nums(4)
+                qx, qy = qx + ox, qy + oy
+            else:
+                x, y = nums(2)
+                qx, qy = (2 * cx - last_q[0], 2 * cy - last_q[1]) if last_q else (cx, cy)
+            x, y = x + ox, y + oy
+            # a quadratic is the cubic with control points 2/3 of the way to the quadratic one
+            cubic(cx + 2 / 3 * (qx - cx), cy + 2 / 3 * (qy - cy), x + 2 / 3 * (qx - x), y + 2 / 3 * (qy - y), x, y)
+            cx, cy, last_q, last_ctrl = x, y, (qx, qy), None
+        elif c == "A":
+            _rx, _ry, _rot, _large, _sweep, x, y = nums(7)
+            cx, cy = x + ox, y + oy
+            line_to(cx, cy)
+            last_ctrl = last_q = None
+        else:  # pragma: no cover - the regex only yields the commands above
+            raise ValueError(f"unsupported path command {cmd!r}")
+    close_sub()
+    if not xs:
+        return PathGeometry((0.0, 0.0, 0.0, 0.0), 0.0, ())
+    return PathGeometry((min(xs), min(ys), max(xs), max(ys)), abs(area), tuple(pts))
+
+
+@dataclass
+class Prim:
+    """One drawn primitive of a verovio page, in page pixels.
+
+    Attributes:
+        kind: ``glyph``, ``line``, ``path``, ``polygon``, ``polyline``, ``ellipse``, ``rect`` or ``text``.
+        owner: Class of the nearest ancestor ``<g>`` that has one (``note`` ancestors are skipped for glyphs
+            that belong to a ``notehead`` group), e.g. ``stem``, ``accid``, ``staff``.
+        group: Identity of that owner element (primitives of one owner share it).
+        box: Tight box of the ink ``(x0, y0, x1, y1)`` in page pixels (floats, continuous coordinates).
+        area: Area of the ink in square pixels (analytic: filled outline plus stroke).
+        glyph: SMuFL code point (``"E0A4"``) for glyphs, else None.
+        origin: Where the glyph's origin lands on the page (pixels), for glyphs.
+        glyph_scale: Pixels per font unit of the glyph (1000 units = 1 em = 4 staff spaces at full size).
+        ctx: Context of the primitive: ``system`` index, ``staff`` index within the measure, the note's
+            ``dur``/``dots``/``grace``, ``tuplet`` ratio, ``layer`` order, and the ancestor classes.
+        element: The SVG element (kept so tests can render one symbol on its own).
+        matrix: Transform from the element's parent user space to page pixels (a ``use`` element's own
+            transform is not included).
+        geom: Outline geometry of glyphs and paths (in their own coordinates), else None.
+        geom_matrix: Transform of ``geom`` to page pixels.
+        pad: Half the stroke width in pixels (outline points lie that far inside the ink edge).
+    """
+
+    kind: str
+    owner: str
+    group: int
+    box: Box
+    area: float
+    glyph: str | None = None
+    origin: tuple[float, float] = (0.0, 0.0)
+    glyph_scale: float = 0.0
+    ctx: dict[str, object] = field(default_factory=dict)
+    element: ET.Element | None = None
+    matrix: Matrix = IDENTITY
+    geom: PathGeometry | None = None
+    geom_matrix: Matrix = IDENTITY
+    pad: float = 0.0
+
+
+@dataclass(frozen=True)
+class StaffLines:
+    """The five lines of one staff in one measure, in page pixels.
+
+    Attributes:
+        system: System index on the page.
+        index: Staff index within the system (top to bottom).
+        x0: Left end of the lines.
+        x1: Right end of the lines.
+        ys: Centre y of each line, top to bottom.
+        box: Tight ink box of the lines.
+        area: Ink area of the lines.
+    """
+
+    system: int
+    index: int
+    x0: float
+    x1: float
+    ys: tuple[float, ...]
+    box: Box
+    area: float
+
+    @property
+    def space(self) -> float:
+        """Distance between neighbouring lines."""
+        return (self.ys[-1] - self.ys[0]) / max(1, len(self.ys) - 1)
+
+    @property
+    def middle(self) -> float:
+        """Centre y of the middle line."""
+        return (self.ys[0] + self.ys[-1]) / 2
+
+
+@dataclass
+class PageGeometry:
+    """Everything the classifier needs from one rendered page.
+
+    Attributes:
+        width: Page width in pixels (the raster size).
+        height: Page height in pixels.
+        prims: Drawn primitives in drawing order.
+        staves: Staff lines per measure and staff.
+        glyph_defs: SMuFL code -> the ``<path>`` element that draws it (for isolated renders in tests).
+        root: The parsed SVG.
+    """
+
+    width: int
+    height: int
+    prims: list[Prim]
+    staves: list[StaffLines]
+    glyph_defs: dict[str, ET.Element]
+    root: ET.Element
+
+
+def _length(v: str | None) -> float:
+    if not v:
+        return 0.0
+    m = _NUMBERS.match(v.strip())
+    return float(m.group(0)) if m else 0.0
+
+
+def _viewbox_matrix(width: float, height: float, viewbox: str | None) -> Matrix:
+    """The viewport transform of SVG's default ``preserveAspectRatio="xMidYMid meet"``."""
+    if not viewbox:
+        return IDENTITY
+    vx, vy, vw, vh = (float(x) for x in _NUMBERS.findall(viewbox))
+    s = min(width / vw, height / vh)
+    tx = (width - vw * s) / 2 - vx * s
+    ty = (height - vh * s) / 2 - vy * s
+    return (s, 0.0, 0.0, s, tx, ty)
+
+
+def _stroke_width(el: ET.Element, inherited: float) -> float:
+    sw = el.get("stroke-width")
+    return float(sw) if sw is not None else inherited
+
+
+def _line_box(x1: float, y1: float, x2: float, y2: float, w: float, cap: str) -> list[tuple[float, float]]:
+    """Corners of the outline of a stroked straight segment."""
+    dx, dy = x2 - x1, y2 - y1
+    ln = math.hypot(dx, dy)
+    if ln == 0:
+        ux, uy = 1.0, 0.0
+    else:
+        ux, uy = dx / ln, dy / ln
+    nx, ny = -uy * w / 2, ux * w / 2
+    ex, ey = (ux * w / 2, uy * w / 2) if cap in ("square", "round") else (0.0, 0.0)
+    return [
+        (x1 - ex + nx, y1 - ey + ny),
+        (x1 - ex - nx, y1 - ey - ny),
+        (x2 + ex + nx, y2 + ey + ny),
+        (x2 + ex - nx, y2 + ey - ny),
+    ]
+
+
+def _polyline_outline(pts: list[tuple[float, float]], w: float, cap: str, join: str, closed: bool) -> list[tuple[float, float]]:
+    """Points whose hull is the outline of a stroked polyline (butt/square caps, miter/bevel joins)."""
+    out: list[tuple[float, float]] = []
+    segs = list(zip(pts, pts[1:] + (pts[:1] if closed else [])))
+    for k, ((x1, y1), (x2, y2)) in enumerate(segs):
+        c = cap if (not closed and (k == 0 or k == len(segs) - 1)) else "butt"
+        corners = _line_box(x1, y1, x2, y2, w, c)
+        if not closed and len(segs) > 1:
+            # caps only at the open ends of the polyline
+            if k == 0:
+                corners = _line_box(x1, y1, x2, y2, w, cap)[:2] + _line_box(x1, y1, x2, y2, w, "butt")[2:]
+            elif k == len(segs) - 1:
+                corners = _line_box(x1, y1, x2, y2, w, "butt")[:2] + _line_box(x1, y1, x2, y2, w, cap)[2:]
+            else:
+                corners = _line_box(x1, y1, x2, y2, w, "butt")
+        out += corners
+    if join == "miter":
+        n = len(pts)
+        idx = range(n) if closed else range(1, n - 1)
+        for k in idx:
+            px, py = pts[k - 1]
+            qx, qy = pts[k]
+            rx, ry = pts[(k + 1) % n]
+            a1 = math.atan2(qy - py, qx - px)
+            a2 = math.atan2(ry - qy, rx - qx)
+            turn = (a2 - a1 + math.pi) % (2 * math.pi) - math.pi
+            theta = math.pi - abs(turn)  # interior angle between the two segments
+            if theta <= 1e-9:
+                continue
+            ratio = 1 / math.sin(theta / 2)
+            if ratio > 4.0:  # SVG's default stroke-miterlimit: a bevel instead
+                continue
+            bis = a1 + turn / 2 + math.pi / 2 * (1 if turn < 0 else -1)
+            dist = w / 2 * ratio
+            out.append((qx + math.cos(bis) * dist, qy + math.sin(bis) * dist))
+            out.append((qx - math.cos(bis) * dist, qy - math.sin(bis) * dist))
+    return out
+
+
+class _Walker:
+    """Depth-first walk of a verovio SVG collecting `Prim`s."""
+
+    def __init__(self, root: ET.Element) -> None:
+        self.root = root
+        self.prims: list[Prim] = []
+        self.staves: list[StaffLines] = []
+        self.glyph_defs: dict[str, ET.Element] = {}
+        self.glyph_geom: dict[str, tuple[PathGeometry, Matrix]] = {}
+        self.system = -1
+        self.group = 0
+        self.staff_in_measure = 0
+
+    def glyph(self, code: str) -> tuple[PathGeometry, Matrix] | None:
+        return self.glyph_geom.get(code)
+
+    def read_defs(self, defs: ET.Element) -> None:
+        for g in defs:
+            gid = g.get("id", "")
+            code = gid.split("-")[0]
+            paths = [p for p in g.iter(f"{SVG_NS}path")]
+            if not paths:
+                continue
+            p = paths[0]
+            self.glyph_defs[code] = p
+            self.glyph_geom[code] = (_geometry_cached(p.get("d", "")), parse_transform(p.get("transform")))
+
+    def walk(self, el: ET.Element, m: Matrix, owner: str, group: int, ctx: dict[str, object], sw: float) -> None:
+        tag = el.tag[len(SVG_NS) :] if el.tag.startswith(SVG_NS) else el.tag
+        if tag == "defs":
+            self.read_defs(el)
+            return
+        if tag in ("desc", "style", "title"):
+            return
+        cls = el.get("class") or ""
+        if "placeholder" in cls.split():
+            return  # hidden by verovio's CSS (visibility:hidden): not drawn
+        if el.get("visibility") == "hidden" or el.get("display") == "none":
+            return
+        if tag == "svg":
+            w = _length(el.get("width"))
+            h = _length(el.get("height"))
+            if el is self.root:
+                self.width, self.height = int(round(w)), int(round(h))
+                vm = _viewbox_matrix(w, h, el.get("viewBox"))
+            else:
+                vm = _viewbox_matrix(w or self.width, h or self.height, el.get("viewBox"))
+                vm = mul(parse_transform(el.get("transform")), vm)
+            m = mul(m, vm)
+        elif el.get("transform") and tag != "use":
+            m = mul(m, parse_transform(el.get("transform")))
+        sw = _stroke_width(el, sw)
+        if tag == "g" and cls:
+            first = cls.split()[0]
+            ctx = dict(ctx)
+            ctx.setdefault("ancestors", ())
+            ctx["ancestors"] = (*ctx["ancestors"], first)  # type: ignore[misc]
+            if first == "system":
+                self.system += 1
+                ctx["system"] = self.system
+            elif first == "measure":
+                self.staff_in_measure = 0
+            elif first == "staff":
+                ctx["staff"] = self.staff_in_measure
+                self.staff_in_measure += 1
+                self.read_staff_lines(el, m, ctx, sw)
+            elif first in ("note", "chord", "rest", "mRest", "multiRest"):
+                for key in ("dur", "dots", "grace"):
+                    v = el.get(f"data-{key}")
+                    if v is not None:
+                        ctx[key] = v
+            elif first == "tuplet":
+                num, base = el.get("data-num"), el.get("data-numbase")
+                if num and base:
+                    ctx["tuplet"] = f"{base}/{num}"
+            self.group += 1
+            owner, group = first, self.group
+        for child in el:
+            ctag = child.tag[len(SVG_NS) :] if child.tag.startswith(SVG_NS) else child.tag
+            if ctag in ("g", "svg", "defs", "desc", "style", "title"):
+                self.walk(child, m, owner, group, ctx, sw)
+            elif ctag == "path" and owner == "staff" and child.get("_staffline") == "1":
+                continue  # already recorded as staff lines
+            else:
+                self.shape(child, ctag, m, owner, group, ctx, _stroke_width(child, sw))
+
+    def read_staff_lines(self, el: ET.Element, m: Matrix, ctx: dict[str, object], sw: float) -> None:
+        lines: list[tuple[float, float, float, float]] = []  # x0, x1, y, stroke width (px)
+        boxes: list[Box] = []
+        area = 0.0
+        for child in el:
+            if child.tag != f"{SVG_NS}path":
+                continue
+            d = child.get("d", "")
+            v = [float(x) for x in _NUMBERS.findall(d)]
+            if len(v) != 4 or v[1] != v[3]:
+                continue
+            w = _stroke_width(child, sw)
+            outline = [apply(m, x, y) for x, y in _line_box(v[0], v[1], v[2], v[3], w, child.get("stroke-linecap", "butt"))]
+            xs = [p[0] for p in outline]
+            ys = [p[1] for p in outline]
+            boxes.append((min(xs), min(ys), max(xs), max(ys)))
+            x0, y0 = apply(m, v[0], v[1])
+            x1, _ = apply(m, v[2], v[3])
+            lines.append((min(x0, x1), max(x0, x1), y0, w))
+            area += (max(xs) - min(xs)) * (max(ys) - min(ys))
+            child.set("_staffline", "1")
+        if len(lines) >= 2:
+            self.staves.append(
+                StaffLines(
+                    system=int(ctx.get("system", 0)),  # type: ignore[call-overload]
+                    index=int(ctx.get("staff", 0)),  # type: ignore[call-overload]
+                    x0=min(ln[0] for ln in lines),
+                    x1=max(ln[1] for ln in lines),
+                    ys=tuple(sorted(ln[2] for ln in lines)),
+                    box=union(boxes),
+                    area=area,
+                )
+            )
+
+    def shape(self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], sw: float) -> None:
+        if el.get("visibility") == "hidden" or el.get("display") == "none":
+            return
+        stroked = el.get("stroke") != "none"
+        filled = el.get("fill") != "none"
+        if tag == "use":
+            href = el.get(XLINK_HREF) or el.get("href") or ""
+            code = href.lstrip("#").split("-")[0]
+            geo = self.glyph(code)
+            um = mul(m, parse_transform(el.get("transform")))
+            if geo is None:
+                return
+            pg, pm = geo
+            full = mul(um, pm)
+            w = sw if stroked else 0.0  # stroke of the glyph outline, in the glyph path's own units
+            b = pg.box
+            b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
+            if is_axis_aligned(full):
+                box = map_box(full, b)
+            else:
+                pts = [apply(full, x, y) for x, y in pg.points]
+                box = (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts), max(p[1] for p in pts))
+            det = abs(full[0] * full[3] - full[1] * full[2])
+            origin = apply(um, 0.0, 0.0)
+            scale = math.sqrt(det)
+            k = math.sqrt(abs(full[0] * full[3] - full[1] * full[2]))
+            self.prims.append(
+                Prim("glyph", owner, group, box, pg.area * det, code, origin, scale, ctx, el, m, pg, full, w / 2 * k)
+            )
+            return
+        if tag == "path":
+            d = el.get("d", "")
+            v = _NUMBERS.findall(d)
+            cap = el.get("stroke-linecap", "butt")
+            w = sw if stroked else 0.0
+            if re.fullmatch(r"\s*M\s*" + _NUM + r"[ ,]+" + _NUM + r"\s*L\s*" + _NUM + r"[ ,]+" + _NUM + r"\s*", d):
+                x1, y1, x2, y2 = (float(x) for x in v)
+                outline = [apply(m, x, y) for x, y in _line_box(x1, y1, x2, y2, w, cap)]
+                box = _pts_box(outline)
+                k = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
+                area = math.hypot(x2 - x1, y2 - y1) * w * k * k
+                self.prims.append(Prim("line", owner, group, box, area, ctx=ctx, element=el, matrix=m, pad=0.0))
+                return
+            pg = _geometry_cached(d)
+            b = pg.box
+            # round caps/joins widen the outline by half the stroke in every direction; for miter joins
+            # on verovio's smooth slur/tie outlines the same holds up to rounding
+            b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
+            if is_axis_aligned(m):
+                box = map_box(m, b)
+            else:
+                pts = [apply(m, x, y) for x, y in pg.points]
+                box = _pts_box(pts)
+            det = abs(m[0] * m[3] - m[1] * m[2])
+            perim = _perimeter(pg.points)
+            area = ((pg.area if filled else 0.0) + perim * w / 2) * det
+            self.prims.append(
+                Prim("path", owner, group, box, area, ctx=ctx, element=el, matrix=m, geom=pg, geom_matrix=m, pad=w / 2 * math.sqrt(det))
+            )
+            return
+        if tag in ("polygon", "polyline"):
+            v = [float(x) for x in _NUMBERS.findall(el.get("points", ""))]
+            pts = list(zip(v[0::2], v[1::2]))
+            if not pts:
+                return
+            w = sw if stroked else 0.0
+            closed = tag == "polygon"
+            outline = _polyline_outline(pts, w, el.get("stroke-linecap", "butt"), el.get("stroke-linejoin", "miter"), closed)
+            if filled and closed:
+                outline += pts
+            box = _pts_box([apply(m, x, y) for x, y in outline])
+            det = abs(m[0] * m[3] - m[1] * m[2])
+            shoelace = abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))) / 2
+            perim = _perimeter(tuple(pts) if closed else tuple(pts))
+            area = ((shoelace if filled and closed else 0.0) + perim * w) * det
+            self.prims.append(Prim(tag, owner, group, box, area, ctx=ctx, element=el, matrix=m))
+            return
+        if tag == "ellipse" or tag == "circle":
+            cx, cy = _length(el.get("cx")), _length(el.get("cy"))
+            rx = _length(el.get("rx") or el.get("r"))
+            ry = _length(el.get("ry") or el.get("r"))
+            w = sw if stroked else 0.0
+            b = (cx - rx - w / 2, cy - ry - w / 2, cx + rx + w / 2, cy + ry + w / 2)
+            det = abs(m[0] * m[3] - m[1] * m[2])
+            self.prims.append(
+                Prim("ellipse", owner, group, map_box(m, b), math.pi * (rx + w / 2) * (ry + w / 2) * det, ctx=ctx, element=el, matrix=m)
+            )
+            return
+        if tag == "rect":
+            x, y = _length(el.get("x")), _length(el.get("y"))
+            wd, ht = _length(el.get("width")), _length(el.get("height"))
+            w = sw if stroked else 0.0
+            b = (x - w / 2, y - w / 2, x + wd + w / 2, y + ht + w / 2)
+            det = abs(m[0] * m[3] - m[1] * m[2])
+            self.prims.append(Prim("rect", owner, group, map_box(m, b), (wd + w) * (ht + w) * det, ctx=ctx, element=el, matrix=m))
+            return
+        if tag == "text":
+            content = "".join(el.itertext()).strip()
+            if not content:
+                return
+            ctx = dict(ctx)
+            ctx["text"] = content
+            x, y = apply(m, _length(el.get("x")), _length(el.get("y")))
+            self.prims.append(Prim("text", owner, group, (x, y, x, y), 0.0, ctx=ctx, element=el, matrix=m))
+            return
+
+
+def _pts_box(pts: list[tuple[float, float]]) -> Box:
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _perimeter(pts: tuple[tuple[float, float], ...]) -> float:
+    return sum(math.hypot(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(pts, pts[1:]))
+
+
+_GEOM_CACHE: dict[str, PathGeometry] = {}
+
+
+def _geometry_cached(d: str) -> PathGeometry:
+    g = _GEOM_CACHE.get(d)
+    if g is None:
+        if len(_GEOM_CACHE) > 20000:  # slurs and ties are unique: keep the cache for glyph outlines bounded
+            _GEOM_CACHE.clear()
+        g = _GEOM_CACHE[d] = path_geometry(d)
+    return g
+
+
+def parse_page(svg: str) -> PageGeometry:
+    """Parse one verovio page SVG into primitives and staff lines (page pixel coordinates).
+
+    Args:
+        svg: The SVG text from ``toolkit.renderToSVG``.
+
+    Returns:
+        The page's `PageGeometry`.
+    """
+    root = ET.fromstring(svg)
+    w = _Walker(root)
+    w.width = int(round(_length(root.get("width"))))
+    w.height = int(round(_length(root.get("height"))))
+    # defs come first in verovio output, but read them up front so order never matters
+    for defs in root.iter(f"{SVG_NS}defs"):
+        w.read_defs(defs)
+    w.walk(root, IDENTITY, "", 0, {}, DEFAULT_STROKE)
+    return PageGeometry(w.width, w.height, w.prims, w.staves, w.glyph_defs, root)
+
+
+def prim_outline(p: Prim) -> list[tuple[float, float]]:
+    """Points on the outline of a primitive's ink in page pixels, for exact boxes under rotation.
+
+    Curves are sampled (8 points per segment) and strokes are widened by ``pad`` in every direction
+    (the points of the four compass extremes), which is exact for round joins and near-exact otherwise.
+    """
+    if p.geom is not None and p.geom.points:
+        pts = [apply(p.geom_matrix, x, y) for x, y in p.geom.points]
+    elif p.kind in ("polygon", "polyline") and p.element is not None:
+        v = [float(x) for x in _NUMBERS.findall(p.element.get("points", ""))]
+        pts = [apply(p.matrix, x, y) for x, y in zip(v[0::2], v[1::2])]
+    elif p.kind == "ellipse" and p.element is not None:
+        cx, cy = _length(p.element.get("cx")), _length(p.element.get("cy"))
+        rx = _length(p.element.get("rx") or p.element.get("r"))
+        ry = _length(p.element.get("ry") or p.element.get("r"))
+        pts = [apply(p.matrix, cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in (i * math.pi / 16 for i in range(32))]
+    else:
+        x0, y0, x1, y1 = p.box
+        return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    d = p.pad
+    if d <= 0:
+        return pts
+    return [q for x, y in pts for q in ((x - d, y), (x + d, y), (x, y - d), (x, y + d))]
+
+
+def iter_prims(page: PageGeometry, owner: str) -> Iterator[Prim]:
+    """Primitives of one owner class."""
+    return (p for p in page.prims if p.owner == owner)
