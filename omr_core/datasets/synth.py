@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -101,7 +102,7 @@ class PageResult:
     png: bytes
     width: int
     height: int
-    annotations: list[tuple[str, list[int], list[float], int, str]]
+    annotations: list[tuple[str, list[int], list[float] | list[int], int, str]]
     unmapped: Counter[str]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -168,26 +169,51 @@ def _choose(rng: np.random.Generator, items: list[Any] | tuple[Any, ...], weight
     return items[int(rng.choice(len(items), p=p / p.sum()))]
 
 
-def _engrave_job(job: _Job, max_pages: int | None = None) -> list[PageResult]:
-    """Engrave the pages of one job (runs in a worker process; depends only on the job)."""
+@dataclass
+class EngravedPage:
+    """One page as verovio drew it, before rasterising (what tests check the ground truth against).
+
+    Attributes:
+        svg: The page SVG as rendered (placeholders and text-font music glyphs removed).
+        geometry: Parsed primitives and staff lines.
+        classified: Symbols with their official classes, and the unmapped counts.
+        meta: Provenance (piece, texture, font, staff space, first measure, page number).
+    """
+
+    svg: str
+    geometry: Any
+    classified: Any
+    meta: dict[str, Any]
+
+
+def engrave_job(seed: int, index: int, scale: float = 1.0, *, with_mei: bool = False) -> Iterator[EngravedPage]:
+    """Engrave the pages of job ``index`` of ``seed`` (a corpus excerpt with one set of options).
+
+    Every choice comes from a generator seeded with ``(seed, index)``, so a job's pages never depend on
+    other jobs, on the number of pages asked for, or on the number of workers.
+
+    Args:
+        seed: Dataset seed.
+        index: Job number.
+        scale: Page size factor (see `synth_dataset`).
+        with_mei: Also keep each page's MEI (``meta["mei"]``), the music verovio drew, for checks.
+    """
     from omr_core.datasets.synth_corpus import TEXTURES, catalogue, excerpt, measure_count
     from omr_core.datasets.synth_glyphs import classify
-    from omr_core.datasets.synth_render import degrade_scan, encode_png, prepare_svg, rasterise, rotated_box
+    from omr_core.datasets.synth_render import prepare_svg
     from omr_core.datasets.synth_svg import parse_page
 
-    rng = np.random.default_rng([job.seed, job.index])
+    rng = np.random.default_rng([seed, index])
     cat = catalogue()
     textures = list(cat)
     texture = _choose(rng, textures, [TEXTURES[t][0] for t in textures])
     piece = _choose(rng, cat[texture])
     font = _choose(rng, available_fonts())
     w_full, h_full, _ = _choose(rng, PAGE_SIZES, [s[2] for s in PAGE_SIZES])
-    width, height = round(w_full * job.scale), round(h_full * job.scale)
-    space = float(rng.uniform(*STAFF_SPACE)) * job.scale
+    width, height = round(w_full * scale), round(h_full * scale)
+    space = float(rng.uniform(*STAFF_SPACE)) * scale
     vscale = max(1, round(space / _SPACE_PER_SCALE))
     wanted = int(rng.integers(1, 5))
-    if max_pages is not None:
-        wanted = min(wanted, max_pages)
     sparse = rng.random() < 0.25
     options = {
         "scale": vscale,
@@ -210,7 +236,7 @@ def _engrave_job(job: _Job, max_pages: int | None = None) -> list[PageResult]:
         "useBraceGlyph": bool(rng.random() < 0.5),
         "dynamSingleGlyphs": True,  # DeepScoresV2 boxes each dynamics letter on its own
         "svgAdditionalAttribute": _SVG_ATTRIBUTES,
-        "xmlIdSeed": int(job.seed * 100_003 + job.index) % 2_000_000_000 + 1,
+        "xmlIdSeed": (seed * 100_003 + index) % 2_000_000_000 + 1,
     }
     text = _piece_text(piece.path, piece.texture)
     measures = measure_count(text)
@@ -225,15 +251,11 @@ def _engrave_job(job: _Job, max_pages: int | None = None) -> list[PageResult]:
     if not tk.loadData(text) or tk.getPageCount() == 0:
         raise SynthError(f"verovio could not engrave {piece.path} (measures from {start + 1})")
     known = _known_classes()
-    out: list[PageResult] = []
     for page_no in range(1, min(wanted, tk.getPageCount()) + 1):
         svg = prepare_svg(tk.renderToSVG(page_no))
         geo = parse_page(svg)
         if not geo.staves:
             continue
-        res = classify(geo, known)
-        img = rasterise(svg, geo.width, geo.height, job.renderer)
-        damage = None
         meta: dict[str, Any] = {
             "piece": piece.path,
             "texture": texture,
@@ -241,31 +263,56 @@ def _engrave_job(job: _Job, max_pages: int | None = None) -> list[PageResult]:
             "staff_space_px": round(vscale * _SPACE_PER_SCALE, 2),
             "first_measure": start + 1,
             "page": page_no,
-            "renderer": job.renderer,
         }
+        if with_mei:
+            meta["mei"] = tk.getMEI({"pageNo": page_no})
+        yield EngravedPage(svg, geo, classify(geo, known), meta)
+
+
+def _engrave_job(job: _Job) -> list[PageResult]:
+    """Engrave, rasterise and annotate the pages of one job (runs in a worker process)."""
+    from omr_core.datasets.synth_render import degrade_scan, encode_png, rasterise, rotated_box
+
+    out: list[PageResult] = []
+    for page in engrave_job(job.seed, job.index, job.scale):
+        geo, res, meta = page.geometry, page.classified, dict(page.meta)
+        meta["renderer"] = job.renderer
+        texts = [(p.element, p.matrix, p.ctx.get("ancestors", ())) for p in geo.prims if p.kind == "text"]
+        img = rasterise(page.svg, geo.width, geo.height, job.renderer, texts)  # type: ignore[arg-type]
+        damage = None
         if job.degrade == "scan":
-            page_rng = np.random.default_rng([job.seed, job.index, page_no, 1])
+            page_rng = np.random.default_rng([job.seed, job.index, int(meta["page"]), 1])
             img, damage = degrade_scan(img, page_rng)
-            meta["damage"] = {"angle": round(damage.angle, 3), "blur": round(damage.blur, 2), "noise": round(damage.noise, 2), "jpeg_quality": damage.jpeg_quality}
+            meta["damage"] = {
+                "angle": round(damage.angle, 3),
+                "blur": round(damage.blur, 2),
+                "noise": round(damage.noise, 2),
+                "jpeg_quality": damage.jpeg_quality,
+            }
         unmapped = Counter(res.unmapped)
-        anns: list[tuple[str, list[int], list[float], int, str]] = []
+        anns: list[tuple[str, list[int], list[float] | list[int], int, str]] = []
         for sym in res.symbols:
             box = sym.box
             if damage is not None:
-                pts = _symbol_points(sym)
-                moved = damage.apply(pts)
-                box = (float(moved[:, 0].min()), float(moved[:, 1].min()), float(moved[:, 0].max()), float(moved[:, 1].max()))
+                moved = damage.apply(_symbol_points(sym))
+                box = (
+                    float(moved[:, 0].min()),
+                    float(moved[:, 1].min()),
+                    float(moved[:, 0].max()),
+                    float(moved[:, 1].max()),
+                )
             a_bbox = ink_box(box, geo.width, geo.height)
             if a_bbox is None:
                 unmapped[f"outside the page ({sym.name})"] += 1
                 continue
+            o_bbox: list[float] | list[int]
             if damage is not None:
-                o_bbox = [round(float(v), 2) for v in rotated_box(damage, sym.box).ravel()]
+                o_bbox = [round(float(v), 3) for v in rotated_box(damage, sym.box).ravel()]
             else:
                 x0, y0, x1, y1 = a_bbox
-                o_bbox = [float(v) for v in (x1, y1, x1, y0, x0, y0, x0, y1)]
+                o_bbox = [x1, y1, x1, y0, x0, y0, x0, y1]  # the released files' corner order
             anns.append((sym.name, a_bbox, o_bbox, max(1, round(sym.area)), sym.comment))
-        out.append(PageResult(encode_png(img), geo.width, geo.height, anns, unmapped, meta))
+        out.append(PageResult(encode_png(img, noisy=damage is not None), geo.width, geo.height, anns, unmapped, meta))
     return out
 
 
@@ -273,13 +320,10 @@ def _symbol_points(sym: Any) -> np.ndarray:
     """Outline points of a symbol in clean page pixels (for exact boxes after rotation)."""
     from omr_core.datasets.synth_svg import prim_outline
 
-    pts: list[tuple[float, float]] = []
-    for p in sym.prims:
-        pts.extend(prim_outline(p))
-    if not pts:
+    if not sym.prims:  # staves and split symbols: their box is a rectangle of ink
         x0, y0, x1, y1 = sym.box
-        pts = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-    return np.asarray(pts, dtype=np.float64)
+        return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], dtype=np.float64)
+    return np.concatenate([prim_outline(p) for p in sym.prims])
 
 
 def _jobs(seed: int, scale: float, degrade: str, renderer: str) -> Iterator[_Job]:
@@ -315,7 +359,13 @@ def _run_jobs(jobs: Iterator[_Job], pages: int, workers: int) -> Iterator[tuple[
                     job = next(jobs)
                     pending.append((job, pool.submit(_engrave_job, job)))
                 job, fut = pending.pop(0)
-                res = fut.result()
+                try:
+                    res = fut.result()
+                except BrokenProcessPool as exc:
+                    raise SynthError(
+                        f"a worker process died while engraving job {job.index} ({exc}); "
+                        "run with workers=1 (--workers 1) to see the error in this process"
+                    ) from exc
                 made += len(res)
                 yield job, res
         finally:
@@ -352,7 +402,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise SynthError(f"{out} exists and is not a folder; choose a new folder for the dataset")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise SynthError(f"{out} is not empty; choose an empty folder or pass --overwrite to replace a dataset there")
+            raise SynthError(
+                f"{out} is not empty; choose an empty folder or pass --overwrite to replace a dataset there"
+            )
         # only what a previous `omr synth` wrote: other files the user keeps there are left alone
         for name in ("deepscores_train.json", "deepscores_test.json", "synth_manifest.json"):
             (out / name).unlink(missing_ok=True)
@@ -395,7 +447,8 @@ def synth_dataset(
         scale: Page size factor; below 1 only to make fast tests (staff spaces shrink with it).
         overwrite: Replace the dataset files of a previous run in ``out``.
         workers: Processes engraving in parallel (the output does not depend on it).
-        renderer: ``auto`` (skia-python when installed, else resvg-py), ``resvg`` or ``skia``.
+        renderer: ``auto`` (skia-python when installed, else resvg-py), ``resvg`` or ``skia`` (about 4x
+            faster per page overall; the same seed gives the same bytes only with the same renderer).
 
     Returns:
         A `SynthReport`.
@@ -462,7 +515,13 @@ def synth_dataset(
     }
     categories = _categories()
     splits: dict[str, dict[str, Any]] = {
-        name: {"info": info, "annotation_sets": ["deepscores", "muscima++"], "categories": categories, "images": [], "annotations": {}}
+        name: {
+            "info": info,
+            "annotation_sets": ["deepscores", "muscima++"],
+            "categories": categories,
+            "images": [],
+            "annotations": {},
+        }
         for name in ("train", "test")
     }
     class_counts: Counter[str] = Counter()
@@ -492,13 +551,25 @@ def synth_dataset(
             }
             ann_ids.append(key)
             class_counts[name] += 1
-        split["images"].append({"id": img_id, "filename": filename, "width": page.width, "height": page.height, "ann_ids": ann_ids})
+        split["images"].append(
+            {"id": img_id, "filename": filename, "width": page.width, "height": page.height, "ann_ids": ann_ids}
+        )
         unmapped.update(page.unmapped)
-        manifest.append({"id": img_id, "filename": filename, "split": "test" if i in test_idx else "train", "job": job_index, **meta})
+        manifest.append(
+            {
+                "id": img_id,
+                "filename": filename,
+                "split": "test" if i in test_idx else "train",
+                "job": job_index,
+                **meta,
+            }
+        )
 
     for name, data in splits.items():
         _atomic_write(out / f"deepscores_{name}.json", orjson.dumps(data))
-    _atomic_write(out / "synth_manifest.json", orjson.dumps({"seed": seed, "pages": manifest}, option=orjson.OPT_INDENT_2))
+    _atomic_write(
+        out / "synth_manifest.json", orjson.dumps({"seed": seed, "pages": manifest}, option=orjson.OPT_INDENT_2)
+    )
     return SynthReport(
         out=out,
         pages=len(results),

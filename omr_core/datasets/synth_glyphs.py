@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Set
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -229,7 +230,7 @@ def _split_octave_clef(p: Prim, staff: StaffLines | None) -> tuple[Box, Box]:
     return (x0, cut + 0.1 * space, x1, y1), num
 
 
-def classify(page: PageGeometry, known: set[str]) -> Classified:
+def classify(page: PageGeometry, known: Set[str]) -> Classified:
     """Decide the official class of every primitive of a page.
 
     Args:
@@ -245,7 +246,7 @@ def classify(page: PageGeometry, known: set[str]) -> Classified:
 
     def add(name: str, prims: list[Prim], comment: str = "", box: Box | None = None, area: float | None = None) -> None:
         if name not in known:
-            unmapped[name] += len(prims) if box is None else 1
+            unmapped[name] += 1
             return
         symbols.append(
             Symbol(
@@ -314,8 +315,9 @@ def classify(page: PageGeometry, known: set[str]) -> Classified:
                 elif "+" in cls:
                     body, octave = cls.split("+")
                     clef_box, num_box = _split_octave_clef(p, staff)
-                    add(body, [p], box=clef_box, area=p.area * 0.85)
-                    add(f"clef{octave}", [p], box=num_box, area=p.area * 0.15)
+                    # boxes split from one glyph: no primitive of their own (approximate, see _split_octave_clef)
+                    add(body, [], box=clef_box, area=p.area * 0.85)
+                    add(f"clef{octave}", [], box=num_box, area=p.area * 0.15)
                 else:
                     add(cls, [p])
                 continue
@@ -336,7 +338,7 @@ def classify(page: PageGeometry, known: set[str]) -> Classified:
             add("stem", [p])
         elif owner == "ledgerLines" and p.kind == "line":
             add("ledgerLine", [p])
-        elif owner == "beam" and p.kind == "polygon":
+        elif owner in ("beam", "beamSpan") and p.kind == "polygon":
             add("beam", [p])
         elif owner == "slur" and p.kind == "path":
             add("slur", [p])
@@ -349,9 +351,9 @@ def classify(page: PageGeometry, known: set[str]) -> Classified:
 
     for prims in merged.values():
         owner = prims[0].owner
-        texts = [p for p in prims if p.kind == "text"]
-        for t in texts:
-            unmapped[f"text ({owner})"] += 1
+        n_text = sum(1 for p in prims if p.kind == "text")
+        if n_text:
+            unmapped[f"text ({owner})"] += n_text
         drawn = [p for p in prims if p.kind != "text"]
         if not drawn:
             continue
@@ -382,4 +384,26 @@ def classify(page: PageGeometry, known: set[str]) -> Classified:
                 add("dynamicCrescendoHairpin" if apex_x < ends else "dynamicDiminuendoHairpin", drawn)
             else:
                 unmapped[f"hairpin {'+'.join(p.kind for p in drawn)}"] += 1
-    return Classified(symbols, unmapped)
+    return Classified(_drop_duplicates(symbols, unmapped), unmapped)
+
+
+def _drop_duplicates(symbols: list[Symbol], unmapped: Counter[str]) -> list[Symbol]:
+    """Keep one of several same-class symbols drawn on the very same spot (verovio draws a clef change
+    shared by two layers once per layer): one symbol on the page, one annotation; the rest are counted.
+
+    Noteheads are exempt: two voices in unison are two notes, each with its notehead box.
+    """
+    seen: set[tuple[str, int, int, int, int]] = set()
+    out: list[Symbol] = []
+    for sym in symbols:
+        x0, y0, x1, y1 = sym.box
+        key = (sym.name, round(x0 * 2), round(y0 * 2), round(x1 * 2), round(y1 * 2))
+        if sym.name.startswith("notehead"):
+            out.append(sym)
+            continue
+        if key in seen:
+            unmapped[f"{sym.name} drawn twice on one spot"] += 1
+            continue
+        seen.add(key)
+        out.append(sym)
+    return out

@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 SVG_NS = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 
@@ -400,7 +402,9 @@ def _line_box(x1: float, y1: float, x2: float, y2: float, w: float, cap: str) ->
     ]
 
 
-def _polyline_outline(pts: list[tuple[float, float]], w: float, cap: str, join: str, closed: bool) -> list[tuple[float, float]]:
+def _polyline_outline(
+    pts: list[tuple[float, float]], w: float, cap: str, join: str, closed: bool
+) -> list[tuple[float, float]]:
     """Points whose hull is the outline of a stroked polyline (butt/square caps, miter/bevel joins)."""
     out: list[tuple[float, float]] = []
     segs = list(zip(pts, pts[1:] + (pts[:1] if closed else [])))
@@ -537,7 +541,9 @@ class _Walker:
             if len(v) != 4 or v[1] != v[3]:
                 continue
             w = _stroke_width(child, sw)
-            outline = [apply(m, x, y) for x, y in _line_box(v[0], v[1], v[2], v[3], w, child.get("stroke-linecap", "butt"))]
+            outline = [
+                apply(m, x, y) for x, y in _line_box(v[0], v[1], v[2], v[3], w, child.get("stroke-linecap", "butt"))
+            ]
             xs = [p[0] for p in outline]
             ys = [p[1] for p in outline]
             boxes.append((min(xs), min(ys), max(xs), max(ys)))
@@ -559,7 +565,9 @@ class _Walker:
                 )
             )
 
-    def shape(self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], sw: float) -> None:
+    def shape(
+        self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], sw: float
+    ) -> None:
         if el.get("visibility") == "hidden" or el.get("display") == "none":
             return
         stroked = el.get("stroke") != "none"
@@ -616,7 +624,19 @@ class _Walker:
             perim = _perimeter(pg.points)
             area = ((pg.area if filled else 0.0) + perim * w / 2) * det
             self.prims.append(
-                Prim("path", owner, group, box, area, ctx=ctx, element=el, matrix=m, geom=pg, geom_matrix=m, pad=w / 2 * math.sqrt(det))
+                Prim(
+                    "path",
+                    owner,
+                    group,
+                    box,
+                    area,
+                    ctx=ctx,
+                    element=el,
+                    matrix=m,
+                    geom=pg,
+                    geom_matrix=m,
+                    pad=w / 2 * math.sqrt(det),
+                )
             )
             return
         if tag in ("polygon", "polyline"):
@@ -626,7 +646,9 @@ class _Walker:
                 return
             w = sw if stroked else 0.0
             closed = tag == "polygon"
-            outline = _polyline_outline(pts, w, el.get("stroke-linecap", "butt"), el.get("stroke-linejoin", "miter"), closed)
+            outline = _polyline_outline(
+                pts, w, el.get("stroke-linecap", "butt"), el.get("stroke-linejoin", "miter"), closed
+            )
             if filled and closed:
                 outline += pts
             box = _pts_box([apply(m, x, y) for x, y in outline])
@@ -644,7 +666,16 @@ class _Walker:
             b = (cx - rx - w / 2, cy - ry - w / 2, cx + rx + w / 2, cy + ry + w / 2)
             det = abs(m[0] * m[3] - m[1] * m[2])
             self.prims.append(
-                Prim("ellipse", owner, group, map_box(m, b), math.pi * (rx + w / 2) * (ry + w / 2) * det, ctx=ctx, element=el, matrix=m)
+                Prim(
+                    "ellipse",
+                    owner,
+                    group,
+                    map_box(m, b),
+                    math.pi * (rx + w / 2) * (ry + w / 2) * det,
+                    ctx=ctx,
+                    element=el,
+                    matrix=m,
+                )
             )
             return
         if tag == "rect":
@@ -653,7 +684,9 @@ class _Walker:
             w = sw if stroked else 0.0
             b = (x - w / 2, y - w / 2, x + wd + w / 2, y + ht + w / 2)
             det = abs(m[0] * m[3] - m[1] * m[2])
-            self.prims.append(Prim("rect", owner, group, map_box(m, b), (wd + w) * (ht + w) * det, ctx=ctx, element=el, matrix=m))
+            self.prims.append(
+                Prim("rect", owner, group, map_box(m, b), (wd + w) * (ht + w) * det, ctx=ctx, element=el, matrix=m)
+            )
             return
         if tag == "text":
             content = "".join(el.itertext()).strip()
@@ -708,29 +741,48 @@ def parse_page(svg: str) -> PageGeometry:
     return PageGeometry(w.width, w.height, w.prims, w.staves, w.glyph_defs, root)
 
 
-def prim_outline(p: Prim) -> list[tuple[float, float]]:
-    """Points on the outline of a primitive's ink in page pixels, for exact boxes under rotation.
+_POINTS_CACHE: dict[int, np.ndarray] = {}
+
+
+def _points_array(g: PathGeometry) -> np.ndarray:
+    arr = _POINTS_CACHE.get(id(g))
+    if arr is None:
+        if len(_POINTS_CACHE) > 20000:
+            _POINTS_CACHE.clear()
+        arr = _POINTS_CACHE[id(g)] = np.asarray(g.points, dtype=np.float64).reshape(-1, 2)
+    return arr
+
+
+def _map_points(m: Matrix, pts: np.ndarray) -> np.ndarray:
+    a, b, c, d, e, f = m
+    return np.column_stack((pts[:, 0] * a + pts[:, 1] * c + e, pts[:, 0] * b + pts[:, 1] * d + f))
+
+
+def prim_outline(p: Prim) -> np.ndarray:
+    """Points on the outline of a primitive's ink in page pixels (``(n, 2)``), for exact boxes under rotation.
 
     Curves are sampled (8 points per segment) and strokes are widened by ``pad`` in every direction
     (the points of the four compass extremes), which is exact for round joins and near-exact otherwise.
     """
     if p.geom is not None and p.geom.points:
-        pts = [apply(p.geom_matrix, x, y) for x, y in p.geom.points]
+        pts = _map_points(p.geom_matrix, _points_array(p.geom))
     elif p.kind in ("polygon", "polyline") and p.element is not None:
-        v = [float(x) for x in _NUMBERS.findall(p.element.get("points", ""))]
-        pts = [apply(p.matrix, x, y) for x, y in zip(v[0::2], v[1::2])]
+        v = np.asarray([float(x) for x in _NUMBERS.findall(p.element.get("points", ""))]).reshape(-1, 2)
+        pts = _map_points(p.matrix, v)
     elif p.kind == "ellipse" and p.element is not None:
         cx, cy = _length(p.element.get("cx")), _length(p.element.get("cy"))
         rx = _length(p.element.get("rx") or p.element.get("r"))
         ry = _length(p.element.get("ry") or p.element.get("r"))
-        pts = [apply(p.matrix, cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in (i * math.pi / 16 for i in range(32))]
+        t = np.arange(32) * (np.pi / 16)
+        pts = _map_points(p.matrix, np.column_stack((cx + rx * np.cos(t), cy + ry * np.sin(t))))
     else:
         x0, y0, x1, y1 = p.box
-        return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        return np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], dtype=np.float64)
     d = p.pad
     if d <= 0:
         return pts
-    return [q for x, y in pts for q in ((x - d, y), (x + d, y), (x, y - d), (x, y + d))]
+    offsets = np.array([(-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)])
+    return (pts[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
 
 
 def iter_prims(page: PageGeometry, owner: str) -> Iterator[Prim]:
