@@ -1,0 +1,76 @@
+"""Build a small real workspace (engrave → convert → train → evaluate) and screenshot every page for README.
+
+Usage: ``python docs/make_tour.py [WORKDIR]`` (needs Debian chromium). Writes docs/screenshots/*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_for_app  # noqa: E402
+
+OMR = [sys.executable, "-m", "omr_core.cli"]
+
+
+def sh(*args: str, env: dict[str, str]) -> str:
+    print("$", " ".join(args[2:]), flush=True)
+    return subprocess.run([*args], env=env, check=True, capture_output=True, text=True).stdout
+
+
+def main() -> None:
+    work = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/omr-tour").resolve()
+    ws = work / "workspace"
+    (ws / "runs").mkdir(parents=True, exist_ok=True)
+    (ws / "datasets").mkdir(exist_ok=True)
+    env = {**os.environ, "OMR_WORKSPACE": str(ws), "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(work / "yolo")}
+    synth, yolo = ws / "datasets" / "engraved", ws / "datasets" / "engraved-core"
+    if not synth.exists():
+        sh(*OMR, "synth", str(synth), "--pages", "12", "--seed", "7", env=env)
+    if not yolo.exists():
+        sh(*OMR, "convert", str(synth / "deepscores_train.json"), str(synth / "deepscores_test.json"), str(yolo),
+           "--preset", "core", "--imgsz", "640", env=env)
+    run = ws / "runs" / "tour"
+    if not run.exists():
+        sh(*OMR, "train", "--data", str(yolo / "data.yaml"), "--model", "yolov8n.yaml", "--epochs", "4",
+           "--imgsz", "640", "--batch", "4", "--device", "cpu", "--name", "tour", "--runs-dir", str(ws / "runs"),
+           "workers=0", env=env)
+        while True:
+            runs = json.loads(sh(*OMR, "runs", "--runs-dir", str(ws / "runs"), "--json", env=env))
+            state = next(r for r in runs if r["name"] == "tour")["state"]
+            if state not in ("starting", "running"):
+                break
+            time.sleep(10)
+        sh(*OMR, "evaluate", "--model", str(run / "weights" / "best.pt"), "--data", str(yolo / "data.yaml"),
+           "--conf", "0.05", "--no-report", env=env)
+
+    from playwright.sync_api import sync_playwright
+
+    shots = REPO / "docs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    url, proc, _ = start_server({"OMR_WORKSPACE": str(ws), "YOLO_CONFIG_DIR": str(work / "yolo")})
+    try:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = b.new_context(viewport={"width": 1500, "height": 1100}).new_page()
+            page.set_default_timeout(120_000)
+            for path, name in (("", "training"), ("compare", "compare"), ("audit", "audit"), ("review", "review"),
+                               ("failures", "failures")):
+                page.goto(f"{url}/{path}")
+                wait_for_app(page)
+                time.sleep(4)
+                page.screenshot(path=str(shots / f"{name}.png"), full_page=False)
+                print("shot", name, flush=True)
+            b.close()
+    finally:
+        stop_server(proc)
+
+
+if __name__ == "__main__":
+    main()
