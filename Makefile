@@ -53,7 +53,7 @@ test: install-dev chromium
 	$(PY) -m pytest
 
 bench: install-dev
-	$(PY) bench/run_all.py
+	$(VENV)/bin/omr bench all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

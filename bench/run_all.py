@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append((path.stem, rows, secs, err))
     text = table(results)
     print(text)
-    if not args.no_docs:
+    if not args.no_docs and not args.only:  # only a full run replaces the recorded table
         update_doc(text)
     failed = any(err or any(r.get("ok") is False for r in rows) for _, rows, _, err in results)
     return 1 if failed else 0

@@ -2,7 +2,171 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import streamlit as st
+from ui.guard import can_act
+from ui.review import (
+    LAYERS,
+    count_pages,
+    counts_table,
+    digest,
+    load_page_cached,
+    model_cached,
+    overlay_figure,
+    page_uri_cached,
+    review_cached,
+    save_upload,
+)
+
+from omr_core.classes import GROUPS
+from omr_core.errors import OmrError
+from omr_core.review.inference import LoadedModel, find_checkpoints
+from omr_core.review.pipeline import draw_overlay, json_bytes, png_bytes
+from omr_core.review.reconstruct import parse_noteheads
+from omr_core.workspace import get_workspace
+
+ws = get_workspace()
+NO_MODEL = "No model: staff lines only (or rebuild from a heads.json)"
+UPLOAD = "Upload a .pt file"
 
 st.title("Review a score")
-st.info("Coming with the review issue: upload a page or PDF, run a trained model, and see detections, staff lines and reconstructed stems and ledger lines in a zoomable overlay.")
+st.caption(
+    "Upload a page (PNG, JPEG, TIFF or PDF). Staff lines are found on the page itself; with a trained model its "
+    "detections are shown and stems and ledger lines are rebuilt from its noteheads; without one, upload the "
+    "noteheads as heads.json to judge the reconstruction on its own. Zoom with the mouse wheel, hover a box for "
+    "its class and confidence."
+)
+
+# ------------------------------------------------------------------------------------------------------- inputs
+with st.container(border=True):
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        up = st.file_uploader(
+            "Score page",
+            type=["png", "jpg", "jpeg", "tif", "tiff", "pdf", "bmp", "webp"],
+            key="rv_page",
+            help="The type is read from the content, not the name; pages above 80 Mpx are refused.",
+        )
+    with c2:
+        ckpts = find_checkpoints(ws.runs)
+        labels = [NO_MODEL, *[str(p.relative_to(ws.runs)) if ws.runs in p.parents else str(p) for p in ckpts], UPLOAD]
+        choice = st.selectbox("Model", labels, key="rv_model", help=f"best.pt / last.pt of the runs in {ws.runs}")
+        model_up = st.file_uploader("Model checkpoint (.pt)", type=["pt"], key="rv_model_up") if choice == UPLOAD else None
+        heads_up = st.file_uploader(
+            "Noteheads to rebuild from (optional heads.json)",
+            type=["json"],
+            key="rv_heads",
+            help='A list of {"bbox": [x0, y0, x1, y1], "name": "noteheadBlackOnLine"}; overrides the model\'s noteheads.',
+        )
+    s1, s2, s3, s4 = st.columns(4)
+    conf = s1.slider("Confidence", 0.01, 1.0, 0.25, 0.01, key="rv_conf")
+    iou = s2.slider("NMS IoU", 0.05, 0.95, 0.5, 0.05, key="rv_iou")
+    imgsz = int(s3.select_slider("imgsz", options=[320, 480, 640, 768, 896, 1024, 1280, 1536, 2048], value=1024, key="rv_imgsz"))
+    tile = s4.toggle("Tiled inference", key="rv_tile", help="Overlapping imgsz tiles at full resolution, merged with NMS (for pages much larger than imgsz).")
+
+if up is None:
+    st.info("Upload a score page to start. Without a model the page still shows its staff lines (and rebuilt stems and ledger lines from an uploaded heads.json).")
+    st.stop()
+
+# ------------------------------------------------------------------------------------------------- load inputs
+data = up.getvalue()
+page_key = digest(data)
+try:
+    n_pages = count_pages(page_key, data)
+    page_no = 1
+    if n_pages > 1:
+        page_no = int(st.number_input(f"Page (1-{n_pages})", 1, n_pages, 1, key="rv_page_no"))
+    page = load_page_cached(page_key, page_no - 1, up.name, data)
+except OmrError as exc:
+    st.error(str(exc))
+    st.stop()
+for note in page.notes:
+    st.info(note)
+
+model: LoadedModel | None = None
+model_key = ""
+try:
+    if choice not in (NO_MODEL, UPLOAD):
+        path = ckpts[labels.index(choice) - 1]
+        if can_act("Loading a model file"):
+            model = model_cached(str(path), path.stat().st_mtime)
+            model_key = f"{path}:{path.stat().st_mtime}"
+    elif choice == UPLOAD and model_up is not None:
+        st.caption("A .pt file runs code when loaded: only upload models you trust.")
+        if can_act("Loading an uploaded model file"):
+            saved = save_upload(model_up.name, model_up.getvalue())
+            model = model_cached(str(saved), saved.stat().st_mtime)
+            model_key = saved.name
+except OmrError as exc:
+    st.error(str(exc))
+    model = None
+
+heads = None
+heads_key = ""
+if heads_up is not None:
+    try:
+        raw = heads_up.getvalue()
+        try:
+            items = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise OmrError(f"{heads_up.name}: not valid JSON ({exc})") from None
+        if isinstance(items, dict) and "noteheads" in items:
+            items = items["noteheads"]
+        heads = parse_noteheads(items, source=heads_up.name)
+        heads_key = digest(raw)
+    except OmrError as exc:
+        st.error(str(exc))
+
+# ------------------------------------------------------------------------------------------------------ review
+try:
+    result = review_cached(
+        f"{page_key}:{page_no}", model_key, heads_key, conf, iou, imgsz, tile, up.name, page.gray, model, heads
+    )
+except OmrError as exc:
+    st.error(str(exc))
+    st.stop()
+for m in result.messages:
+    st.warning(m)
+
+# ------------------------------------------------------------------------------------------------------ overlay
+present = [g for g in GROUPS if any(d.group == g for d in result.detections)]
+t1, t2 = st.columns([3, 2])
+groups = set(t1.pills("Class groups", present, default=present, selection_mode="multi", key="rv_groups") or []) if present else set()
+layers = set(t2.pills("Layers", list(LAYERS), default=list(LAYERS), format_func=LAYERS.get, selection_mode="multi", key="rv_layers") or [])
+
+left, right = st.columns([3, 1])
+with left:
+    fig = overlay_figure(result, page_uri_cached(f"{page_key}:{page_no}", page.gray), groups=groups, layers=layers)
+    st.plotly_chart(fig, width="stretch", config={"scrollZoom": True, "displaylogo": False}, key="rv_overlay")
+with right:
+    t = result.timings
+    st.metric("Staves", len(result.staves), help=f"{len(result.systems)} systems")
+    st.caption(
+        f"{page.width}×{page.height} px · inference {t.get('inference', 0) * 1000:.0f} ms · staff {t.get('staff', 0) * 1000:.0f} ms · "
+        f"reconstruction {t.get('reconstruct', 0) * 1000:.0f} ms"
+    )
+    table = counts_table(result)
+    st.dataframe(table, hide_index=True, width="stretch", height=min(700, 35 * (len(table) + 1) + 3))
+
+# ------------------------------------------------------------------------------------------------------ exports
+stem = Path(up.name).stem + (f"-p{page_no}" if n_pages > 1 else "")
+e1, e2, e3 = st.columns(3)
+# Exports are built only when clicked (deferred data): nothing is encoded on every rerun.
+gray, shown_groups, shown_layers = page.gray, set(groups), tuple(layers)
+e1.download_button("Result JSON", lambda: json_bytes(result.to_dict()), f"{stem}-review.json", "application/json", key="rv_dl_json")
+e2.download_button(
+    "Annotated PNG",
+    lambda: png_bytes(draw_overlay(gray, result, groups=shown_groups, layers=shown_layers)),
+    f"{stem}-overlay.png",
+    "image/png",
+    key="rv_dl_png",
+)
+e3.download_button(
+    "DeepScoresV2 JSON (for the audit)",
+    lambda: json_bytes(result.to_deepscores(f"{stem}.png")),
+    f"{stem}-deepscores.json",
+    "application/json",
+    key="rv_dl_ds",
+)

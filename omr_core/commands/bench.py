@@ -1,0 +1,108 @@
+"""`omr bench`: run benchmarks and print their tables (`omr bench reconstruct`, `omr bench all`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omr_core.errors import OmrError
+
+VERB = "bench"
+HELP = "run benchmarks: `reconstruct DATASET_JSON` scores stems/ledger lines/staves; `all` runs bench/bench_*.py"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="bench", metavar="BENCH")
+    r = sub.add_parser("reconstruct", help="score staff detection and stem/ledger-line reconstruction")
+    r.add_argument("dataset", help="DeepScoresV2 annotation file (e.g. deepscores_test.json)")
+    r.add_argument("--images", metavar="DIR", help="page images folder (default <json folder>/images)")
+    r.add_argument("--limit", type=int, help="score only the first N pages")
+    r.add_argument("--pages", action="store_true", help="also print one line per page")
+    r.add_argument("--json", metavar="OUT", help="write the rows and per-page scores as JSON")
+    r.set_defaults(_bench=_reconstruct)
+    a = sub.add_parser("all", help="run every bench/bench_*.py main() (one process each) and print one table")
+    a.add_argument("--dir", default=None, help="benchmarks folder (default <repo>/bench)")
+    a.add_argument("--only", nargs="*", default=None, help="names of benchmarks to run (e.g. bench_reconstruct)")
+    a.set_defaults(_bench=_all)
+
+
+def run(args: argparse.Namespace) -> int:
+    fn: Callable[[argparse.Namespace], int] | None = getattr(args, "_bench", None)
+    if fn is None:
+        raise OmrError("name a benchmark: `omr bench reconstruct DATASET_JSON` or `omr bench all`")
+    return fn(args)
+
+
+def _progress_bar(total_hint: str) -> Callable[[int, int], None]:
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def cb(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=total_hint, unit="page", file=sys.stderr, leave=False))
+        bar[0].n = done
+        bar[0].refresh()
+        if done >= total:
+            bar[0].close()
+
+    return cb
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from omr_core.review.benchmark import bench_reconstruct, format_rows
+    from omr_core.review.pipeline import write_json
+
+    rep = bench_reconstruct(args.dataset, args.images, limit=args.limit, progress=_progress_bar("reconstruct"))
+    rows = rep.rows()
+    if args.pages:
+        for p in rep.pages:
+            extra = f"  ERROR {p.error}" if p.error else ""
+            print(
+                f"{p.filename}: stems F1 {p.stems.f1:.3f} ({p.stems.tp}/{p.stems.pred}/{p.stems.gt}) "
+                f"ledger F1 {p.ledgers.f1:.3f} ({p.ledgers.tp}/{p.ledgers.pred}/{p.ledgers.gt}) "
+                f"staves {p.staves_found}/{p.staves_gt} line err {p.line_error_px:.2f}px "
+                f"{p.ms_total:.0f}ms{extra}"
+            )
+    print(format_rows(rows))
+    if args.json:
+        write_json(
+            args.json,
+            {
+                "rows": rows,
+                "pages": [
+                    {
+                        "filename": p.filename,
+                        "stems": vars(p.stems),
+                        "ledgers": vars(p.ledgers),
+                        "staves_found": p.staves_found,
+                        "staves_gt": p.staves_gt,
+                        "line_error_px": p.line_error_px,
+                        "ms_staff": p.ms_staff,
+                        "ms_reconstruct": p.ms_reconstruct,
+                        "error": p.error,
+                        "misses": p.misses,
+                    }
+                    for p in rep.pages
+                ],
+            },
+        )
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+
+def _all(args: argparse.Namespace) -> int:
+    """Delegate to bench/run_all.py (one implementation for `make bench` and `omr bench all`)."""
+    import subprocess
+
+    from omr_core.workspace import REPO_ROOT
+
+    bench_dir = Path(args.dir) if args.dir else REPO_ROOT / "bench"
+    runner = bench_dir / "run_all.py"
+    if not runner.is_file():
+        raise OmrError(f"{bench_dir}: no benchmarks folder with run_all.py (benchmarks ship with the repository)")
+    cmd = [sys.executable, str(runner), *(["--only", *args.only] if args.only else [])]
+    return subprocess.run(cmd, cwd=bench_dir.parent, check=False).returncode

@@ -1,0 +1,114 @@
+"""Staff detection on drawn pages with known lines (straight, skewed, broken, noisy) and on engraved pages."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recon_fixtures import draw_page, engraved, rotate  # noqa: E402
+
+from omr_core.review.staff import NoStaffError, binarize, detect_staves, measure  # noqa: E402
+
+
+def test_measure_finds_thickness_and_space() -> None:
+    page = draw_page(space=18, thickness=3)
+    m = measure(binarize(page.gray))
+    assert abs(m.line_thickness - 3) < 0.3
+    assert abs(m.space - 18) < 0.5
+
+
+def test_lines_at_known_positions_and_systems() -> None:
+    page = draw_page(tops=(150, 330, 700, 950), join=(0, 2))
+    res = detect_staves(page.gray)
+    assert len(res.staves) == 4
+    for st, ys in zip(res.staves, page.staves):
+        assert np.abs(np.array(st.lines_y) - ys).max() < 0.3
+        assert abs(st.x0 - 100) <= 3 and abs(st.x1 - 1500) <= 3
+        assert abs(st.space - 20) < 0.2
+        assert abs(st.line_thickness - 2) < 0.5
+    assert [s.staves for s in res.systems] == [(0, 1), (2, 3)]
+
+
+def test_single_staff_parts_are_one_system_each() -> None:
+    res = detect_staves(draw_page(join=()).gray)
+    assert [s.staves for s in res.systems] == [(0,), (1,), (2,)]
+
+
+@pytest.mark.parametrize("angle", [0.8, -1.0])
+def test_skewed_page(angle: float) -> None:
+    page = draw_page(width=2000, height=1400, x0=150, x1=1850)
+    gray, m = rotate(page.gray, angle)
+    res = detect_staves(gray)
+    assert len(res.staves) == 3
+    for st, ys in zip(res.staves, page.staves):
+        # Where each clean line centre lands at the staff's centre column.
+        xc = st.xc
+        for i, y in enumerate(ys):
+            # Invert the rotation for x, then map the clean point (x, y).
+            pts = np.array([[x, y] for x in np.linspace(100, 1900, 400)])
+            moved = pts @ m[:, :2].T + m[:, 2]
+            k = int(np.argmin(np.abs(moved[:, 0] - xc)))
+            assert abs(st.y_at(i, xc) - moved[k, 1]) < 0.8
+        assert np.sign(st.slope) == -np.sign(angle)
+
+
+def test_broken_lines_and_noise_keep_one_staff() -> None:
+    rng = np.random.default_rng(0)
+    page = draw_page()
+    g = page.gray.copy()
+    g[:, 600:640] = 255  # a break through every staff
+    noise = rng.random(g.shape)
+    g[noise < 0.003] = 0
+    g[noise > 0.997] = 255
+    res = detect_staves(g)
+    assert len(res.staves) == 3
+    assert all(st.x1 - st.x0 > 1300 for st in res.staves)
+
+
+def test_ledger_lines_do_not_make_a_staff() -> None:
+    page = draw_page(tops=(300,), join=())
+    g = page.gray
+    # Four ledger lines above the staff over a long run of notes: six evenly spaced lines in those strips.
+    for x in range(300, 900, 30):
+        for k in range(1, 5):
+            y = 300 - 20 * k
+            g[y : y + 2, x : x + 26] = 0
+    res = detect_staves(g)
+    assert len(res.staves) == 1
+    assert np.abs(np.array(res.staves[0].lines_y) - page.staves[0]).max() < 0.5
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.full((800, 600), 255, np.uint8),  # blank page
+        lambda: np.random.default_rng(1).integers(0, 256, (600, 800)).astype(np.uint8),  # noise photo
+        lambda: np.tile(np.linspace(0, 255, 800, dtype=np.uint8), (600, 1)),  # a gradient
+    ],
+    ids=["blank", "noise", "gradient"],
+)
+def test_pages_without_staves_say_so(make) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NoStaffError, match="no staff"):
+        detect_staves(make())
+
+
+def test_tiny_image_is_refused() -> None:
+    with pytest.raises(NoStaffError, match="too small"):
+        detect_staves(np.zeros((1, 1), np.uint8))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("degrade", ["none", "scan"])
+def test_engraved_pages_staff_count_and_line_error(degrade: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from omr_core.review.benchmark import bench_reconstruct
+
+    root = tmp_path_factory.getbasetemp() / "recon-engraved"
+    rep = bench_reconstruct(engraved(root, degrade))
+    assert rep.pages and all(not p.error for p in rep.pages)
+    for p in rep.pages:
+        assert p.staves_found == p.staves_gt, p.filename
+        assert p.line_error_px <= 1.0, (p.filename, p.line_error_px)
