@@ -196,6 +196,10 @@ def reconstruct(
     if not heads or not staves:
         return Reconstruction(tuple(staves), page.systems, (), (), tuple(-1 for _ in heads), {"staff": t1 - t0})
     boxes = np.array([h.bbox for h in heads], dtype=np.float64)
+    # Heads reaching past the page edge (detections, hand-written heads.json) are measured on the page part only.
+    ph, pw = ink.shape[:2]
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, pw)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, ph)
     staff_idx = _assign_staves(boxes, staves)
     stems = _stems(ink, boxes, heads, staff_idx, staves)
     t2 = time.perf_counter()
