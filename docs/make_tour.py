@@ -24,6 +24,22 @@ def sh(*args: str, env: dict[str, str]) -> str:
     return subprocess.run([*args], env=env, check=True, capture_output=True, text=True).stdout
 
 
+def review_inputs(synth: Path, work: Path) -> tuple[Path, Path]:
+    """The first test page of the engraved set and a heads.json of its ground-truth noteheads."""
+    doc = json.loads((synth / "deepscores_test.json").read_text())
+    img = doc["images"][0]
+    cats = doc["categories"]
+    heads = []
+    for aid in img["ann_ids"]:
+        ann = doc["annotations"][aid]
+        name = cats[ann["cat_id"][0]]["name"]
+        if name.startswith("notehead"):
+            heads.append({"bbox": ann["a_bbox"], "name": name})
+    out = work / "heads.json"
+    out.write_text(json.dumps(heads))
+    return synth / "images" / img["filename"], out
+
+
 def main() -> None:
     work = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/omr-tour").resolve()
     ws = work / "workspace"
@@ -64,6 +80,14 @@ def main() -> None:
                                ("failures", "failures")):
                 page.goto(f"{url}/{path}")
                 wait_for_app(page)
+                if name == "review":  # an engraved page + its ground-truth noteheads: staves and reconstruction
+                    image, heads = review_inputs(synth, work)
+                    inputs = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+                    inputs.nth(0).set_input_files(str(image))
+                    wait_for_app(page)
+                    page.locator('[data-testid="stFileUploaderDropzoneInput"]').last.set_input_files(str(heads))
+                    wait_for_app(page)
+                    page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
                 time.sleep(4)
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=False)
                 print("shot", name, flush=True)
