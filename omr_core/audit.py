@@ -187,23 +187,10 @@ def _canonical(name: str) -> str:
 
 
 def read_yaml_names(path: str | os.PathLike[str]) -> tuple[str, ...]:
-    """Class names of a data.yaml without resolving its split folders (a checker must work on a bare yaml).
+    """Class names of a data.yaml without resolving its split folders (see `yolo.read_names`)."""
+    from omr_core.datasets.yolo import read_names
 
-    Uses the YOLO reader's own ``names`` validation (list or dict, indices without gaps, no duplicates).
-    """
-    from omr_core.datasets.yolo import _parse_names, safe_load_yaml  # adapter: yolo.py has no names-only reader
-
-    p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OmrError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{p}: not a readable YAML text file ({exc.__class__.__name__})") from None
-    data = safe_load_yaml(text, p)
-    if not isinstance(data, dict):
-        raise DataFormatError(f"{p}: expected a YAML mapping with 'names' and 'train'/'val' keys, found {type(data).__name__}")
-    return tuple(_parse_names(data.get("names"), p))
+    return read_names(path)
 
 
 def _check_unique(names: Sequence[str], where: Path) -> None:

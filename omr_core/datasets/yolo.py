@@ -236,6 +236,29 @@ def safe_load_yaml(text: str, where: Path) -> Any:
         raise DataFormatError(f"{where}: a YAML value cannot be read ({err.__class__.__name__}: {err})") from None
 
 
+def _load_yaml_mapping(path: Path | str | os.PathLike[str]) -> tuple[Path, dict[Any, Any]]:
+    """Read a data.yaml as a mapping (resolved path, document); DataFormatError names the file otherwise."""
+    yaml_path = Path(path).expanduser().resolve()
+    try:
+        text = yaml_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataFormatError(f"{yaml_path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{yaml_path}: not a readable YAML text file ({err.__class__.__name__})") from None
+    data = safe_load_yaml(text, yaml_path)
+    if not isinstance(data, dict):
+        raise DataFormatError(
+            f"{yaml_path}: expected a YAML mapping with 'names' and 'train'/'val' keys, found {type(data).__name__}"
+        )
+    return yaml_path, data
+
+
+def read_names(path: Path | str | os.PathLike[str]) -> tuple[str, ...]:
+    """Class names of a data.yaml without resolving its split folders (a checker must work on a bare yaml)."""
+    yaml_path, data = _load_yaml_mapping(path)
+    return tuple(_parse_names(data.get("names"), yaml_path))
+
+
 def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
     """Parse a YOLO ``data.yaml`` and resolve its split entries to image files.
 
@@ -253,18 +276,7 @@ def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
         >>> ds = read_data_yaml("datasets/synth/data.yaml")  # doctest: +SKIP
         >>> ds.names[:2], {k: len(v) for k, v in ds.splits.items()}  # doctest: +SKIP
     """
-    yaml_path = Path(path).expanduser().resolve()
-    try:
-        text = yaml_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataFormatError(f"{yaml_path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataFormatError(f"{yaml_path}: not a readable YAML text file ({err.__class__.__name__})") from None
-    data = safe_load_yaml(text, yaml_path)
-    if not isinstance(data, dict):
-        raise DataFormatError(
-            f"{yaml_path}: expected a YAML mapping with 'names' and 'train'/'val' keys, found {type(data).__name__}"
-        )
+    yaml_path, data = _load_yaml_mapping(path)
     if "val" not in data and "validation" in data:  # Ultralytics renames it too
         data["val"] = data.pop("validation")
     if data.get("names") is None and data.get("nc") is not None:
