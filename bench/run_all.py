@@ -37,8 +37,8 @@ with open({out!r}, "w") as fh:
 """
 
 
-def benches(only: list[str] | None) -> list[Path]:
-    found = sorted(HERE.glob("bench_*.py"))
+def benches(only: list[str] | None, bench_dir: Path = HERE) -> list[Path]:
+    found = sorted(bench_dir.glob("bench_*.py"))
     if only:
         found = [p for p in found if any(o in p.stem for o in only)]
     return found
@@ -49,12 +49,19 @@ def run_one(path: Path) -> tuple[list[dict[str, Any]], float, str]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
         code = _CHILD.format(here=str(HERE), repo=str(REPO), out=str(out))
+        # The child's own output goes to our stderr (live when it is a real file); the table goes to stdout.
+        try:
+            sink: Any = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):
+            sink = subprocess.PIPE
         t0 = time.perf_counter()
         res = subprocess.run(
             [sys.executable, "-c", code, str(path)], cwd=REPO, env={**os.environ, "YOLO_OFFLINE": "1"},
-            stdout=sys.stderr, stderr=sys.stderr, check=False,
+            stdout=sink, stderr=sink, check=False,
         )
         secs = time.perf_counter() - t0
+        if sink == subprocess.PIPE:
+            sys.stderr.write((res.stdout or b"").decode(errors="replace") + (res.stderr or b"").decode(errors="replace"))
         if res.returncode != 0 or not out.exists():
             return [], secs, f"exit status {res.returncode}"
         return json.loads(out.read_text()), secs, ""
@@ -64,7 +71,7 @@ def table(results: list[tuple[str, list[dict[str, Any]], float, str]]) -> str:
     lines = ["| bench | figure | value | target | ok |", "|---|---|---|---|---|"]
     for name, rows, secs, err in results:
         if err:
-            lines.append(f"| {name} | (failed: {err}) | | | FAIL |")
+            lines.append(f"| {name} | run | {err} | runs | FAIL |")
             continue
         for r in rows:
             ok = r.get("ok")
@@ -88,15 +95,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--only", nargs="*", help="substrings of benchmark names to run")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument("--dir", type=Path, default=HERE, help="benchmarks folder (default: this one)")
     args = ap.parse_args(argv)
+    bench_dir = args.dir.resolve()
+    found = benches(args.only, bench_dir)
+    if not found:
+        print(f"{bench_dir}: no bench_*.py benchmark found", file=sys.stderr)
+        return 2
     results = []
-    for path in benches(args.only):
+    for path in found:
         print(f"== {path.stem}", file=sys.stderr, flush=True)
         rows, secs, err = run_one(path)
         results.append((path.stem, rows, secs, err))
     text = table(results)
     print(text)
-    if not args.no_docs and not args.only:  # only a full run replaces the recorded table
+    # Only a full run of this repository's benchmarks replaces the recorded table.
+    if not args.no_docs and not args.only and bench_dir == HERE:
         update_doc(text)
     failed = any(err or any(r.get("ok") is False for r in rows) for _, rows, _, err in results)
     return 1 if failed else 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from omr_core.errors import OmrError
@@ -95,14 +94,16 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _all(args: argparse.Namespace) -> int:
-    """Delegate to bench/run_all.py (one implementation for `make bench` and `omr bench all`)."""
-    import subprocess
+    """Run bench/run_all.py in this process (one implementation for `make bench` and `omr bench all`)."""
+    import importlib.util
 
     from omr_core.workspace import REPO_ROOT
 
-    bench_dir = Path(args.dir) if args.dir else REPO_ROOT / "bench"
-    runner = bench_dir / "run_all.py"
-    if not runner.is_file():
-        raise OmrError(f"{bench_dir}: no benchmarks folder with run_all.py (benchmarks ship with the repository)")
-    cmd = [sys.executable, str(runner), *(["--only", *args.only] if args.only else [])]
-    return subprocess.run(cmd, cwd=bench_dir.parent, check=False).returncode
+    runner = REPO_ROOT / "bench" / "run_all.py"
+    spec = importlib.util.spec_from_file_location("omr_bench_run_all", runner)
+    if spec is None or spec.loader is None or not runner.is_file():
+        raise OmrError(f"{runner}: missing; the benchmarks ship with the repository, not the installed package")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = [*(["--dir", str(args.dir)] if args.dir else []), *(["--only", *args.only] if args.only else [])]
+    return int(mod.main(argv))

@@ -154,4 +154,5 @@ def test_bench_all_collects_rows(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (tmp_path / "helper.py").write_text("raise SystemExit('never imported')\n")
     assert main(["bench", "all", "--dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "[bench_ok] x" in out and "[bench_broken] run" in out and "FAIL" in out and "helper" not in out
+    assert "| bench_ok | x | 1 | <= 2 | pass |" in out and "| bench_broken | run | exit status 1 | runs | FAIL |" in out
+    assert "helper" not in out
