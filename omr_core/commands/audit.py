@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
+from omr_core.commands._progress import tqdm_progress
 from omr_core.errors import OmrError
 
 VERB = "audit"
@@ -99,27 +99,6 @@ def intent_from_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         keep_set = {canonical_in(universe, k) for k in keep}
         exclude += [n for n in universe if n not in keep_set]
     return exclude, keep
-
-
-def tqdm_progress(desc: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A ``(done, total)`` callback drawing a tqdm bar on stderr, and a function closing it."""
-    from tqdm import tqdm
-
-    bar: dict[str, Any] = {}
-
-    def cb(done: int, total: int) -> None:
-        if "b" not in bar:
-            bar["b"] = tqdm(total=total, desc=desc, unit="it", file=sys.stderr, leave=False, dynamic_ncols=True)
-        b = bar["b"]
-        if b.total != total:
-            b.total = total
-        b.update(done - b.n)  # tqdm rate-limits redraws
-
-    def close() -> None:
-        if "b" in bar:
-            bar["b"].close()
-
-    return cb, close
 
 
 def _fmt(x: Any) -> str:

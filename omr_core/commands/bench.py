@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
-from typing import Any
 
+from omr_core.commands._progress import tqdm_progress
 from omr_core.errors import OmrError
 
 VERB = "bench"
@@ -35,27 +34,15 @@ def run(args: argparse.Namespace) -> int:
     return fn(args)
 
 
-def _progress_bar(total_hint: str) -> Callable[[int, int], None]:
-    from tqdm import tqdm
-
-    bar: list[Any] = []
-
-    def cb(done: int, total: int) -> None:
-        if not bar:
-            bar.append(tqdm(total=total, desc=total_hint, unit="page", file=sys.stderr, leave=False))
-        bar[0].n = done
-        bar[0].refresh()
-        if done >= total:
-            bar[0].close()
-
-    return cb
-
-
 def _reconstruct(args: argparse.Namespace) -> int:
     from omr_core.review.benchmark import bench_reconstruct, format_rows
     from omr_core.review.pipeline import write_json
 
-    rep = bench_reconstruct(args.dataset, args.images, limit=args.limit, progress=_progress_bar("reconstruct"))
+    progress, close = tqdm_progress("reconstruct", unit="page")
+    try:
+        rep = bench_reconstruct(args.dataset, args.images, limit=args.limit, progress=progress)
+    finally:
+        close()
     rows = rep.rows()
     if args.pages:
         for p in rep.pages:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from omr_core.commands.audit import add_plan_arguments, plan_from_args, tqdm_progress
+from omr_core.commands._progress import tqdm_progress
+from omr_core.commands.audit import add_plan_arguments, plan_from_args
 from omr_core.errors import OmrError
 
 VERB = "convert"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from omr_core.training.demo import CORE_PRESET, run_demo
 from omr_core.workspace import get_workspace
@@ -26,20 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from omr_core.commands._progress import tqdm_progress
 
-    bar: dict[str, Any] = {}
+    progress, close = tqdm_progress()
 
     def log(msg: str) -> None:
-        if "b" in bar:
-            bar.pop("b").close()
+        close()  # each phase of the demo gets its own bar
         print(msg, file=sys.stderr, flush=True)
-
-    def progress(done: int, total: int) -> None:
-        if "b" not in bar:
-            bar["b"] = tqdm(total=total, file=sys.stderr, leave=False, dynamic_ncols=True)
-        bar["b"].total = total
-        bar["b"].update(done - bar["b"].n)
 
     res = run_demo(get_workspace(), pages=args.pages, epochs=args.epochs, imgsz=args.imgsz, log=log, progress=progress)
     log("")

@@ -37,20 +37,11 @@ def _f(v: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from omr_core.commands._progress import tqdm_progress
     from omr_core.review.evaluate import evaluate
     from omr_core.review.evaluate_report import NO_LABELS, export_evaluation, per_class_export
 
-    bar: tqdm | None = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc="evaluate", unit="batch")
-        bar.n = done
-        bar.refresh()
-
+    progress, close = tqdm_progress("evaluate", unit="batch", leave=True)
     try:
         ev = evaluate(
             args.model,
@@ -65,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     files = export_evaluation(ev, ev.folder, conf=args.conf, report=not args.no_report)
     per = per_class_export(ev, args.conf)
     s = ev.summary

@@ -32,15 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from omr_core.commands._progress import tqdm_progress
     from omr_core.datasets.synth import synth_dataset
 
-    bar = tqdm(total=args.pages, unit="page", desc="engraving")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    progress, close = tqdm_progress("engraving", unit="page", leave=True)
 
     try:
         report = synth_dataset(
@@ -56,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             renderer=args.renderer,
         )
     finally:
-        bar.close()
+        close()
     rate = report.pages / report.seconds if report.seconds > 0 else 0.0
     print(
         f"wrote {report.pages} pages ({report.train_pages} train, {report.test_pages} test), "
