@@ -24,7 +24,8 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 from omr_core.review.benchmark import bench_reconstruct, format_rows  # noqa: E402
 
 REVIEW_TARGET_S = 2.0
-SHARED_REAL = HERE.parent.parent / "shared" / "deepscores" / "deepscores_test_small.json"
+#: The real DeepScoresV2 sample kept with the tests (annotations only, see tests/data/README.md).
+REAL_SAMPLE = HERE.parent / "tests" / "data" / "deepscores_test_small.json"
 
 
 def _engrave(root: Path, degrade: str, pages: int, seed: int) -> Path:
@@ -97,10 +98,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             rep = bench_reconstruct(test_json)
             for r in rep.rows():
                 rows.append({**r, "figure": f"[{degrade}, {len(rep.pages)} test pages] {r['figure']}"})
-        if SHARED_REAL.is_file():
+        if REAL_SAMPLE.is_file():
             rows.append(
                 {
-                    "figure": f"real DeepScoresV2 file {SHARED_REAL.name}",
+                    "figure": f"real DeepScoresV2 file {REAL_SAMPLE.name}",
                     "value": "skipped: no page images",
                     "target": "",
                     "ok": True,

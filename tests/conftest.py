@@ -12,4 +12,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-SHARED = REPO.parent / "shared"
+DATA = REPO / "tests" / "data"  # everything the tests read, inside the repository (see tests/data/README.md)
+#: The real DeepScoresV2 sample: 10 pages of the dense test split (annotations only).
+REAL_SAMPLE = DATA / "deepscores_test_small.json"

@@ -27,12 +27,9 @@ from omr_core.audit import (
 )
 from omr_core.cli import main
 from omr_core.errors import CriticalExclusionError, DataFormatError, OmrError, UnknownClassError
+from tests.conftest import REAL_SAMPLE
 
-REPO = Path(__file__).resolve().parents[2]
-REAL = Path("/work/shared/deepscores/deepscores_test_small.json")
-if not REAL.exists():
-    REAL = REPO / "tests" / "data" / "deepscores_test_small.json"
-pytestmark = pytest.mark.skipif(not REAL.exists(), reason="real DeepScoresV2 sample not available")
+REAL = REAL_SAMPLE
 
 
 def make_source(folder: Path, *, ink: bool = True, name: str = "deepscores_test.json") -> Path:

@@ -23,12 +23,9 @@ from omr_core.classes import class_table
 from omr_core.cli import main
 from omr_core.convert import ConvertError, ConvertOptions, convert, fix_boxes, tile_origins
 from omr_core.errors import CriticalExclusionError
+from tests.conftest import REAL_SAMPLE
 
-REPO = Path(__file__).resolve().parents[2]
-REAL = Path("/work/shared/deepscores/deepscores_test_small.json")
-if not REAL.exists():
-    REAL = REPO / "tests" / "data" / "deepscores_test_small.json"
-pytestmark = pytest.mark.skipif(not REAL.exists(), reason="real DeepScoresV2 sample not available")
+REAL = REAL_SAMPLE
 THIN = ["stem", "ledgerLine", "beam", "tie", "slur"]
 
 

@@ -22,11 +22,9 @@ from omr_core.datasets.deepscores import (
     load_deepscores,
 )
 from omr_core.errors import DataFormatError
-from tests.conftest import REPO, SHARED
+from tests.conftest import REAL_SAMPLE, REPO
 
-REAL = SHARED / "deepscores" / "deepscores_test_small.json"
-if not REAL.exists():
-    REAL = REPO / "tests" / "data" / "deepscores_test_small.json"
+REAL = REAL_SAMPLE
 CATEGORIES_CSV = REPO / "omr_core" / "data" / "categories.csv"
 
 pytestmark = pytest.mark.skipif(not REAL.exists(), reason="the real 10-page DeepScoresV2 sample is not available")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from omr_core.errors import OmrError
 from omr_core.security import decide, is_loopback, sanitize_run_name, tokens_match
 from omr_core.workspace import Workspace
+from tests.conftest import REPO
 
 
 @pytest.mark.parametrize("addr", ["localhost", "127.0.0.1", "127.0.0.2", "::1", "[::1]", "LOCALHOST"])
@@ -62,3 +66,28 @@ def test_confine(tmp_path: Path) -> None:
     (ws.runs / "link").symlink_to(outside)
     with pytest.raises(OmrError):
         ws.confine("runs/link/x")
+
+
+def _workspace_root_from(site: Path, cwd: Path) -> Path:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMR_")}
+    env["PYTHONPATH"] = str(site)
+    out = subprocess.run([sys.executable, "-c", "from omr_core.workspace import get_workspace; import omr_core; "
+                          "print(get_workspace().root); print(omr_core.__file__)"],
+                         cwd=cwd, env=env, capture_output=True, text=True, check=True, timeout=60)
+    root, package = out.stdout.splitlines()
+    assert Path(package).is_relative_to(site), package  # the copy was imported, not the checkout
+    return Path(root)
+
+
+def test_default_workspace_is_never_inside_site_packages(tmp_path: Path) -> None:
+    # A non-editable install: the package alone in a site-packages folder, started from a project folder.
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    shutil.copytree(REPO / "omr_core", site / "omr_core", ignore=shutil.ignore_patterns("__pycache__"))
+    project = tmp_path / "my-project"
+    project.mkdir()
+    root = _workspace_root_from(site, project)
+    assert root == project.resolve() and not root.is_relative_to(site)
+
+
+def test_default_workspace_of_a_source_checkout_is_the_checkout(tmp_path: Path) -> None:
+    assert _workspace_root_from(REPO, tmp_path) == REPO

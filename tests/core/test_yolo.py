@@ -22,11 +22,9 @@ from omr_core.datasets.yolo import (
     write_labels,
 )
 from omr_core.errors import DataFormatError, OmrError
-from tests.conftest import REPO, SHARED
+from tests.conftest import REAL_SAMPLE
 
-REAL = SHARED / "deepscores" / "deepscores_test_small.json"
-if not REAL.exists():
-    REAL = REPO / "tests" / "data" / "deepscores_test_small.json"
+REAL = REAL_SAMPLE
 
 
 def _png(path: Path, size: tuple[int, int]) -> Path:

@@ -24,7 +24,7 @@ import pytest
 from omr_core.audit import find_datasets
 from omr_core.convert import clean_leftovers
 from omr_core.datasets.yolo import read_data_yaml
-from tests.conftest import REPO, SHARED
+from tests.conftest import REAL_SAMPLE, REPO
 from tests.hardening.fuzzlib import tree_files
 
 N_TRAIN, N_TEST, PAGE = 360, 40, 128
@@ -40,7 +40,7 @@ FSIZE_WRAPPER = (
 
 def make_source(folder: Path, seed: int = 0) -> list[Path]:
     """A DeepScoresV2 dataset (train and test JSON in the released format, blank PNG pages with boxes on them)."""
-    real = json.loads((SHARED / "deepscores" / "deepscores_test_small.json").read_text())
+    real = json.loads(REAL_SAMPLE.read_text())
     rng = np.random.default_rng(seed)
     (folder / "images").mkdir(parents=True)
     aid = 1

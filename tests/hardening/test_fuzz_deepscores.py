@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from omr_core.datasets.deepscores import ANNOTATION_COLUMNS, IMAGE_COLUMNS, deepscores_names, load_deepscores
 from omr_core.errors import DataFormatError
-from tests.conftest import SHARED
+from tests.conftest import REAL_SAMPLE
 from tests.hardening.fuzzlib import FUZZ_EXAMPLES, HARDENING, outcome_of, ran, scratch_dir
 
-REAL_PATH = SHARED / "deepscores" / "deepscores_test_small.json"
+REAL_PATH = REAL_SAMPLE
 REAL_BYTES = REAL_PATH.read_bytes()
 _REAL = json.loads(REAL_BYTES)
 

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import REAL_SAMPLE
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-REAL = Path("/work/shared/deepscores/deepscores_test_small.json")
-if not REAL.exists():  # the repo copy, when the shared folder is not mounted
-    REAL = REPO / "tests" / "data" / "deepscores_test_small.json"
-
-pytestmark = pytest.mark.skipif(not REAL.exists(), reason="real DeepScoresV2 sample not available")
+REAL = REAL_SAMPLE
 
 
 def _open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recon_fixtures import bomb_png, deepscores_names, draw_page, engraved, make_model, notehead, png_bytes, stem  # noqa: E402
 
 from omr_core.cli import main  # noqa: E402
+from tests.conftest import REAL_SAMPLE  # noqa: E402
 
 
 @pytest.fixture
@@ -129,10 +130,7 @@ def test_bench_needs_a_sub_verb(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bench_reconstruct_missing_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    shared = Path(__file__).resolve().parents[3].parent / "shared" / "deepscores" / "deepscores_test_small.json"
-    if not shared.is_file():
-        pytest.skip("shared/deepscores_test_small.json not present")
-    assert main(["bench", "reconstruct", str(shared), "--images", str(tmp_path)]) == 2
+    assert main(["bench", "reconstruct", str(REAL_SAMPLE), "--images", str(tmp_path)]) == 2
     assert "none of its 10 page images" in capsys.readouterr().err
 
 
