@@ -23,11 +23,13 @@ from omr_core.training.tail import ColumnStore, JsonlTail, ResultsCsvTail, _flat
 # Files inside a run folder, next to Ultralytics' own (args.yaml, results.csv, weights/).
 RUN_JSON = "run.json"
 BATCHES = "batches.jsonl"
+BATCHES_REDONE = "batches.redone.jsonl"  # records of epochs a resume trained again (see training/redo.py)
 EVENTS = "events.jsonl"
 LOG = "log.txt"
 GPU = "gpu.jsonl"
 STOP_REQUEST = "stop.request"
 RESULTS = "results.csv"
+RESULTS_REDONE = "results.redone.csv"
 ARGS_YAML = "args.yaml"
 LAST = "weights/last.pt"
 BEST = "weights/best.pt"

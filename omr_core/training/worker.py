@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from omr_core.training.redo import set_aside_redone
 from omr_core.training.runs import (
     BATCHES,
     LAST,
@@ -316,6 +317,7 @@ class Worker:
                     f"cannot resume: {ckpt.name} has no optimizer state (Ultralytics strips it when a run ends); "
                     f"start a new run with model={ckpt} to fine-tune from it instead"
                 )
+            self._set_aside_redone(int(meta["epoch"]) + 1)
             kwargs = {**(doc.get("resume_args") or {}), "resume": True, "save_dir": str(self.run_dir)}
             return model, kwargs
         spec = doc["spec"]
@@ -323,6 +325,15 @@ class Worker:
         kwargs = {**spec["args"], "data": spec["data"], "project": str(self.run_dir.parent),
                   "name": self.run_dir.name, "exist_ok": True}
         return model, kwargs
+
+    def _set_aside_redone(self, saved_epochs: int) -> None:
+        """Before Ultralytics appends: the epoch after the checkpoint is trained again, so its old records go aside."""
+        redo = set_aside_redone(self.run_dir, saved_epochs)
+        if redo.anything:
+            message = redo.message()
+            append_event(self.run_dir, "epoch_redone", message, epoch=redo.epoch, results_rows=redo.results_rows,
+                         batches=redo.batches)
+            print(f"omr worker: {message}", flush=True)
 
     def run(self) -> int:
         """Train; returns the process exit code (0 finished or stopped, 1 failed)."""

@@ -94,3 +94,13 @@ def write_run(
     (run_dir / "weights").mkdir(exist_ok=True)
     (run_dir / "log.txt").write_text(f"Starting training for {epochs} epochs...\n")
     return run_dir
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every record of a JSON-lines file, read plainly."""
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def csv_epochs(path: Path) -> list[int]:
+    """The epoch cell of every data row of a results.csv, read plainly (no deduplication, unlike the readers)."""
+    return [int(float(line.split(",")[0])) for line in path.read_text().splitlines()[1:]]

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
+from run_fixtures import csv_epochs, read_jsonl
 from tiny_dataset import make_tiny_dataset
 
 from omr_core.cli import main
@@ -83,8 +84,14 @@ def test_train_stop_resume_kill_resume(data: Path, tmp_path: Path, capsys: pytes
     s = wait_for(view, lambda s: not s.live)
     assert s.state == "failed" and ("SIGKILL" in s.reason or "vanished" in s.reason), s
     assert s.epoch > stopped_epoch and s.best_epoch is not None and s.resumable == "weights/last.pt"
-    killed_epoch = s.epoch
-    assert _ckpt(run_dir / "weights" / "last.pt")["optimizer"] is not None  # the checkpoint survived the kill
+    killed = _ckpt(run_dir / "weights" / "last.pt")
+    assert killed["optimizer"] is not None  # the checkpoint survived the kill
+    # Epochs the checkpoint holds. The kill may land after Ultralytics wrote an epoch's results.csv row but before
+    # it saved last.pt: then results.csv is one epoch ahead of the checkpoint and that epoch is trained again.
+    saved, rows_at_kill = int(killed["epoch"]) + 1, s.epoch
+    assert rows_at_kill in (saved, saved + 1), (rows_at_kill, saved)
+    redo_batches = [r for r in read_jsonl(run_dir / "batches.jsonl") if r["epoch"] >= saved]
+    assert redo_batches and {r["s"] for r in redo_batches} == {2}  # the epoch in progress when killed
 
     # Epochs cannot be raised on resume; resume continues where the kill left it and finishes.
     assert main(["resume", "tiny", "epochs=50", "--runs-dir", str(runs)]) == 2
@@ -95,13 +102,26 @@ def test_train_stop_resume_kill_resume(data: Path, tmp_path: Path, capsys: pytes
     assert s.epoch == 6 and s.resumable is None and not (run_dir / "weights" / "last_resumable.pt").exists()
     df = view.results.frame()
     assert df["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
-    sessions = {orjson.loads(x)["s"] for x in (run_dir / "batches.jsonl").read_bytes().splitlines()}
-    assert sessions == {1, 2, 3}
+    # The files themselves, not only the deduplicating reader: each epoch once in results.csv, and each epoch's
+    # batches from one session, numbered 1, 2, … without a gap or a repeat.
+    assert csv_epochs(run_dir / "results.csv") == [1, 2, 3, 4, 5, 6]
+    batches = read_jsonl(run_dir / "batches.jsonl")
+    assert {r["s"] for r in batches} == {1, 2, 3}
+    for epoch in range(6):
+        mine = [r for r in batches if r["epoch"] == epoch]
+        assert len({r["s"] for r in mine}) == 1 and [r["i"] for r in mine] == list(range(1, len(mine) + 1)), epoch
     hist = read_run_json(run_dir)["history"]  # type: ignore[index]
     assert [h["state"] for h in hist] == ["stopped", "failed"] and s.elapsed_s and s.elapsed_s > 5
-    first_new = [orjson.loads(x) for x in (run_dir / "batches.jsonl").read_bytes().splitlines()
-                 if orjson.loads(x)["s"] == 3][0]
-    assert first_new["epoch"] == killed_epoch  # resumed at the first epoch not saved
+    first_new = next(r for r in batches if r["s"] == 3)
+    assert first_new["epoch"] == saved  # resumed at the first epoch the checkpoint does not hold
+    # What the killed session did of the redone epoch is kept aside, and the run says it was redone.
+    assert read_jsonl(run_dir / "batches.redone.jsonl") == redo_batches
+    redone = [e for e in read_jsonl(run_dir / "events.jsonl") if e["kind"] == "epoch_redone"]
+    assert len(redone) == 1 and redone[0]["epoch"] == saved + 1, redone
+    assert redone[0]["results_rows"] == rows_at_kill - saved and redone[0]["batches"] == len(redo_batches)
+    assert f"Epoch {saved + 1} is trained again" in redone[0]["message"]
+    if rows_at_kill > saved:
+        assert "results.csv" in redone[0]["message"] and csv_epochs(run_dir / "results.redone.csv") == [rows_at_kill]
     samples = (run_dir / "gpu.jsonl").read_bytes().splitlines()
     assert len(samples) >= 5 and orjson.loads(samples[-1])["kind"] in ("cpu", "gpu")
     events = [orjson.loads(x)["kind"] for x in (run_dir / "events.jsonl").read_bytes().splitlines()]
