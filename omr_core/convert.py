@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from omr_core.forecast import Forecast, forecast
 
 Progress = Callable[[int, int], None]
 Log = Callable[[str], None]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: Image suffixes Ultralytics loads (ultralytics.data.utils.IMG_FORMATS).
 IMG_SUFFIXES = {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpeg2000", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm"}
@@ -67,6 +69,8 @@ class ConvertWriteError(ConvertError, OSError):
 #: (the previous OUT while it is being replaced). PID and process start time let a later run tell they are stale.
 _TMP_TAG = ".omr-tmp-"
 _OLD_TAG = ".omr-old-"
+#: ``.OUT.omr-lock``: held (flock) by the conversion writing OUT; removed when it ends, left (unheld) if it was killed.
+_LOCK_TAG = ".omr-lock"
 
 
 @dataclass(frozen=True)
@@ -396,9 +400,68 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise ConvertError(f"{out} is not empty; choose another folder or pass --overwrite to replace it")
 
 
+class ConvertBusyError(ConvertError):
+    """Another conversion is writing the same output folder right now."""
+
+
+@contextmanager
+def _out_lock(out: Path) -> Iterator[None]:
+    """Hold ``out`` for one conversion: another conversion to it is refused until this one has finished.
+
+    Without it, two conversions to the same new folder both find it absent and the later rename silently replaces
+    the earlier dataset. An flock on ``.OUT.omr-lock`` (the kernel drops it if we are killed); the file is removed on
+    release, so a taker checks that the file it locked is still the one at that path.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}{_LOCK_TAG}"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "PID unknown"
+            os.close(fd)
+            raise ConvertBusyError(
+                f"{out}: another conversion ({holder}) is writing this folder right now; wait for it to finish, then "
+                "choose another folder or pass --overwrite to replace its result"
+            ) from None
+        try:
+            mine = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            mine = False
+        if mine:
+            break
+        os.close(fd)  # the holder removed it between our open and our lock: take the new file
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()} since {_dt.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        yield
+    finally:
+        with suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _one_conversion_per_out(fn: _F) -> _F:
+    """``convert`` runs holding its output folder (`_out_lock`), from the leftover check to the final rename."""
+
+    @functools.wraps(fn)
+    def wrapped(ds: LoadedDataset, out: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Any:
+        with _out_lock(Path(out).expanduser().absolute()):
+            return fn(ds, out, *args, **kwargs)
+
+    return cast(_F, wrapped)
+
+
 # --------------------------------------------------------------------------------------------------- convert
 
 
+@_one_conversion_per_out
 def convert(
     ds: LoadedDataset,
     out: str | os.PathLike[str],

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -344,3 +345,83 @@ def test_converted_dataset_trains_with_ultralytics(tmp_path: Path, engraved) -> 
     assert (tmp_path / "runs" / "t" / "weights" / "last.pt").exists()
     text = res.stdout + res.stderr
     assert re.search(r"\b0 corrupt", text) and not re.search(r"\b[1-9]\d* corrupt", text), "Ultralytics rejected labels"
+
+
+# A real `omr convert` process that imports everything, says it is ready, and starts converting when told to.
+_CONVERT_ON_GO = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from omr_core.cli import main
+    ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+    ready.touch()
+    while not go.exists():
+        time.sleep(0.005)
+    sys.exit(main(["convert", *sys.argv[3:]]))
+""")
+
+
+def _converter(tmp_path: Path, source: Path, out: Path, exclude: str) -> tuple[subprocess.Popen[str], Path, Path]:
+    ready, go = tmp_path / f"ready-{exclude}", tmp_path / f"go-{exclude}"
+    args = [str(source / "deepscores_train.json"), str(source / "deepscores_test.json"), str(out), "--exclude", exclude]
+    proc = subprocess.Popen([sys.executable, "-c", _CONVERT_ON_GO, str(ready), str(go), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, ready, go
+
+
+def _wait_for(cond: object, what: str, procs: list[subprocess.Popen[str]], timeout: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        dead = [p for p in procs if p.poll() is not None]
+        assert not dead and time.monotonic() < deadline, (what, [p.communicate() for p in dead])
+        time.sleep(0.002)
+
+
+def _names(out: Path) -> list[str]:
+    return list(yaml.safe_load((out / "data.yaml").read_text())["names"].values())
+
+
+def test_two_conversions_racing_to_one_new_out(tmp_path: Path, source: Path) -> None:
+    out = tmp_path / "datasets" / "race"
+    procs = [_converter(tmp_path, source, out, ex) for ex in ("tie", "slur")]
+    _wait_for(lambda: all(ready.exists() for _, ready, _ in procs), "both ready", [p for p, _, _ in procs])
+    for _, _, go in procs:
+        go.touch()
+    outs = [p.communicate(timeout=120) for p, _, _ in procs]
+    codes = [p.returncode for p, _, _ in procs]
+    assert sorted(codes) == [0, 2], outs
+    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+    # The loser was refused (busy while the winner wrote, or OUT already there), and OUT is the winner's dataset.
+    assert re.search(r"another conversion \(PID \d+.*\) is writing|is not empty", outs[loser][1]), outs[loser][1]
+    excluded = ("tie", "slur")
+    assert excluded[winner] not in _names(out) and excluded[loser] in _names(out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["race"]  # no temp, backup or lock left
+
+
+def test_a_conversion_in_progress_holds_its_out(tmp_path: Path, source: Path) -> None:
+    out = tmp_path / "datasets" / "held"
+    lock = out.parent / ".held.omr-lock"
+    first, ready, go = _converter(tmp_path, source, out, "tie")
+    _wait_for(ready.exists, "first ready", [first])
+    go.touch()
+    try:
+        # Freeze the first conversion while it holds OUT (its lock file names it), then start a second one.
+        while True:
+            _wait_for(lambda: lock.is_file() and f"PID {first.pid} " in lock.read_text(), "first holds OUT", [first])
+            os.kill(first.pid, signal.SIGSTOP)
+            if lock.is_file() and f"PID {first.pid} " in lock.read_text():
+                break  # stopped while holding it (not between releasing and exiting)
+            os.kill(first.pid, signal.SIGCONT)
+        second = subprocess.run([sys.executable, "-m", "omr_core.cli", "convert", str(source / "deepscores_train.json"),
+                                 str(source / "deepscores_test.json"), str(out), "--exclude", "slur", "--overwrite"],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr
+        assert f"another conversion (PID {first.pid}" in second.stderr and str(out) in second.stderr
+        assert "wait for it to finish" in second.stderr
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert "tie" not in _names(out) and "slur" in _names(out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["held"]

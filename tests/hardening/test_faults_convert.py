@@ -109,9 +109,12 @@ def test_sigkill_mid_conversion_then_rerun(source: list[Path], tmp_path: Path) -
     stdout, stderr = proc.communicate(timeout=30)
     assert tmp is not None and proc.returncode == -signal.SIGKILL, (proc.returncode, stderr[-2000:])
 
-    # Nothing under the output name; the killed run's temp folder is left (nothing can clean up after SIGKILL)…
+    # Nothing under the output name; the killed run's temp folder and its (no longer held) lock file are left
+    # (nothing can clean up after SIGKILL)…
     assert not out.exists()
-    assert _leftovers(out) == [tmp] and tmp.name.startswith(f".ds.omr-tmp-{proc.pid}-")
+    lock = out.parent / ".ds.omr-lock"
+    assert _leftovers(out) == [lock, tmp] and tmp.name.startswith(f".ds.omr-tmp-{proc.pid}-")
+    assert lock.read_text().startswith(f"PID {proc.pid} ")
     assert tree_files(src) == before, "the source must never be modified"
     # …and it is never taken for a dataset: not by the dataset finder, not as a data.yaml candidate.
     assert find_datasets(tmp_path / "datasets") == []
