@@ -14,7 +14,8 @@ HELP = "convert DeepScoresV2 JSON (or a YOLO dataset) to a YOLO dataset, excludi
 DESCRIPTION = (
     "Write a YOLO dataset (data.yaml with the real class names in new index order, labels with contiguous indices, "
     "excluded_classes.json, convert.log) to OUT. Written to a temporary folder next to OUT, verified by re-reading, "
-    "then renamed; the source is never modified. Page images are hard-linked (symlinked where a hard link is "
+    "then renamed; the source is never modified. One conversion writes OUT at a time: another one to the same OUT "
+    "is refused while it runs. Page images are hard-linked (symlinked where a hard link is "
     "impossible) unless --symlink-images or --copy-images."
 )
 
