@@ -126,13 +126,19 @@ def browser_page(browser: Any) -> Iterator[Any]:
 
 
 def wait_for_app(page: Any) -> None:
-    """Wait until Streamlit finished the current script run (no running indicator, app view present)."""
-    page.wait_for_selector('[data-testid="stApp"]', state="attached")
+    """Wait until the app is connected and idle: a script run has finished, none is in progress, nothing is stale.
+
+    This says "idle now". Right after an action the rerun it causes may not have started yet, so a test then waits
+    for what the action should show (`page.get_by_text(...).wait_for()`, ``wait_text``), never for a fixed time.
+    """
     page.wait_for_selector('[data-testid="stMain"]', state="attached")
-    # The status widget shows while a script runs; give it a moment to appear, then wait for it to go.
-    time.sleep(0.5)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        """() => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            return app !== null
+                && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+                && app.getAttribute('data-test-script-state') === 'notRunning'
+                && document.querySelector('[data-stale="true"]') === null;
+        }""",
         timeout=120_000,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -26,9 +27,13 @@ def _text(page: Any) -> str:
     return str(page.locator('[data-testid="stMain"]').inner_text())
 
 
-def wait_text(page: Any, pattern: str, timeout: float = 120) -> str:
-    """Wait until the main area's text matches ``pattern`` (the monitor refreshes itself every second)."""
-    rx = re.compile(pattern)
+def wait_text(page: Any, *patterns: str, timeout: float = 120) -> str:
+    """Wait until one reading of the main area's text matches every pattern; returns that text.
+
+    One reading for all: the monitor re-renders itself every second, and a reading taken mid-render can hold one
+    line of the new state without another (the reason a check made after the wait is not enough).
+    """
+    rxs = [re.compile(p) for p in patterns]
     deadline = time.time() + timeout
     txt = ""
     while time.time() < deadline:
@@ -36,13 +41,14 @@ def wait_text(page: Any, pattern: str, timeout: float = 120) -> str:
             txt = _text(page)
         except Exception:  # the fragment re-renders under our feet
             txt = ""
-        if rx.search(txt):
+        if all(rx.search(txt) for rx in rxs):
             return txt
         time.sleep(0.3)
+    pattern = " and ".join(map(repr, patterns))
     shot = ARTIFACTS / "screenshots" / f"timeout-{int(time.time())}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
-    raise AssertionError(f"{pattern!r} not on the page after {timeout} s (screenshot {shot}); text:\n{txt[-2000:]}")
+    raise AssertionError(f"{pattern} not on the page after {timeout} s (screenshot {shot}); text:\n{txt[-2000:]}")
 
 
 def _fill(page: Any, label: str, value: str) -> None:
@@ -54,6 +60,26 @@ def _fill(page: Any, label: str, value: str) -> None:
 
 def _click(page: Any, key: str) -> None:
     page.locator(f".st-key-{key} button").first.click()
+
+
+def _freeze_worker_from_epoch(run_dir: Path, epoch: int, timeout: float = 180) -> tuple[int, int]:
+    """SIGSTOP the run's worker (its process group) as soon as its batch log reaches ``epoch`` (1-based).
+
+    Returns (worker PID, the epoch of its last logged batch); the caller sends SIGCONT.
+    """
+    def last_epoch() -> int:
+        data = (run_dir / "batches.jsonl").read_bytes() if (run_dir / "batches.jsonl").exists() else b""
+        lines = data[: data.rfind(b"\n") + 1].splitlines()  # complete lines only
+        return int(json.loads(lines[-1])["epoch"]) + 1 if lines else 0
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        doc = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+        if doc.get("pid") and last_epoch() >= epoch:
+            os.killpg(int(doc["pid"]), signal.SIGSTOP)
+            return int(doc["pid"]), last_epoch()  # read again: it may have logged one more batch meanwhile
+        time.sleep(0.02)
+    raise AssertionError(f"{run_dir}: the worker did not reach epoch {epoch} within {timeout} s")
 
 
 def test_launch_watch_stop_resume_finish(dashboard_env: dict[str, str], dashboard_server: str, browser_page: Any) -> None:
@@ -74,14 +100,22 @@ def test_launch_watch_stop_resume_finish(dashboard_env: dict[str, str], dashboar
     wait_for_app(page)
     page.get_by_role("button", name=re.compile("Launch training")).click()
 
-    # Live: the batch line of epoch 2 appears while the run trains.
-    wait_text(page, r"Last batch [\d:]+: epoch [2-7], batch \d+/4")
-    assert (ws / "runs" / "e2e" / "run.json").exists()
-    assert page.locator('[data-testid="stException"]').count() == 0
-    _click(page, "stop_e2e")
-    txt = wait_text(page, r"stopped on request")
+    # Live: the batch line of epoch 2 appears while the run trains. The worker is frozen there (SIGSTOP) while
+    # the person reads the page and clicks Stop: on a loaded machine the page may answer slower than a tiny epoch
+    # lasts, and a Stop that lands in the last epoch finishes the run instead of stopping it.
+    run_dir = ws / "runs" / "e2e"
+    pid, frozen_epoch = _freeze_worker_from_epoch(run_dir, 2)
+    try:
+        assert frozen_epoch < 8
+        wait_text(page, rf"Last batch [\d:]+: epoch {frozen_epoch}, batch \d+/4")  # the page caught up
+        assert page.locator('[data-testid="stException"]').count() == 0
+        _click(page, "stop_e2e")
+        page.get_by_text("Stop requested for e2e").first.wait_for()  # the page says it took the click
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    txt = wait_text(page, r"stopped on request", r"Last epoch \d+")
     stopped_epoch = int(re.search(r"Last epoch (\d+)", txt).group(1))  # type: ignore[union-attr]
-    assert 1 <= stopped_epoch < 8
+    assert stopped_epoch in (frozen_epoch, frozen_epoch + 1)  # after this batch (or the next, if between epochs)
     assert (ws / "runs" / "e2e" / "weights" / "last_resumable.pt").exists()
 
     _click(page, "resume_e2e")
@@ -115,13 +149,12 @@ def test_sigkill_shows_failed_and_restart_reattaches(dashboard_env: dict[str, st
     try:
         page.goto(url)
         wait_for_app(page)
-        wait_text(page, r"victim\s*running")
-        before = re.search(r"epoch (\d+), batch", _text(page))
-        pid = int(__import__("json").loads((run_dir / "run.json").read_text())["pid"])
-        wait_text(page, rf"Last batch [\d:]+: epoch (?!{before.group(1) if before else 0},)\d+")  # still live
+        txt = wait_text(page, r"victim\s*running", r"Last batch [\d:]+: epoch \d+, batch")
+        before = re.search(r"Last batch [\d:]+: epoch (\d+), batch", txt).group(1)  # type: ignore[union-attr]
+        pid = int(json.loads((run_dir / "run.json").read_text())["pid"])
+        wait_text(page, rf"Last batch [\d:]+: epoch (?!{before},)\d+")  # still live: a later epoch shows up
         os.killpg(pid, signal.SIGKILL)
-        txt = wait_text(page, r"worker vanished")
-        assert re.search(r"victim\s*failed", txt) and re.search(r"Last epoch \d+ · mAP50-95", txt)
+        wait_text(page, r"worker vanished", r"victim\s*failed", r"Last epoch \d+ · mAP50-95")
         assert page.locator(".st-key-resume_victim button").first.is_enabled()
         page.screenshot(path=str(ARTIFACTS / "screenshots" / "training-vanished.png"), full_page=True)
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -153,9 +152,8 @@ def test_cache_hit_does_not_validate(run: TrainedRun, ev: Evaluation, monkeypatc
         raise AssertionError("the validator ran on a cache hit")
 
     monkeypatch.setattr(evaluate_mod, "run_validation", boom)
-    t0 = time.perf_counter()
-    again = evaluate(run.weights, run.data, "val", imgsz=SIZE, batch=4, conf=CONF)
-    assert again.cached and again.key == ev.key and time.perf_counter() - t0 < 1.0
+    again = evaluate(run.weights, run.data, "val", imgsz=SIZE, batch=4, conf=CONF)  # `boom` proves it did not validate
+    assert again.cached and again.key == ev.key
     assert find_cached(run.weights, run.data, "val", imgsz=SIZE, batch=4) is not None
     assert find_cached(run.weights, run.data, "val", imgsz=SIZE, batch=8) is None  # other params: not a hit
     with pytest.raises(AssertionError, match="validator ran"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 
@@ -29,9 +27,10 @@ def test_confusion_136_classes() -> None:
     nc = len(names)
     present = np.arange(0, nc, 2)  # half the classes have cases
     m = _counts(nc, present)
-    t0 = time.perf_counter()
     fig = confusion_figure(m, names, groups, order="group", hide_empty=True)
-    assert time.perf_counter() - t0 < 2.0
+    # What keeps 136 classes fast (no wall-clock bound here: it would flip on a loaded CI machine): one trace for
+    # all cells, not one per cell.
+    assert len(fig.data) == 1
     xs = list(fig.layout.xaxis.ticktext)
     assert len(xs) == len(present) + 1 and xs[-1] == "background"  # empty classes hidden, background last
     groups_in_order = [groups[names.index(n)] for n in xs[:-1]]
