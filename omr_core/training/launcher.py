@@ -58,17 +58,20 @@ def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 def _reap(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
     """Wait for the worker (no zombie while we live) and record an exit the worker could not record itself."""
     code = proc.wait()
-    with _locked(run_dir):
-        doc = read_run_json(run_dir) or {}
-        if doc.get("state") not in LIVE_STATES or doc.get("pid") != proc.pid:
-            return
     reason = f"worker exited with code {code}"
     if code < 0:
         try:
             reason = f"worker killed by {signal.Signals(-code).name}"
         except ValueError:
             pass
-    update_run_json(run_dir, state="failed", reason=reason, exit_code=code, ended=time.time(), phase=None)
+    try:
+        with _locked(run_dir):
+            doc = read_run_json(run_dir) or {}
+            if doc.get("state") not in LIVE_STATES or doc.get("pid") != proc.pid:
+                return
+        update_run_json(run_dir, state="failed", reason=reason, exit_code=code, ended=time.time(), phase=None)
+    except FileNotFoundError:  # the folder was deleted by hand while the worker ran: nobody is left to tell
+        return
 
 
 def _spawn(run_dir: Path, env: Mapping[str, str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -176,3 +177,16 @@ def test_controls_refuse_what_cannot_be_done(tmp_path: Path) -> None:
     _foreign_run(root / "half", rows=2, epochs=5)
     with pytest.raises(RunError, match="no resumable checkpoint"):
         launcher.resume("half", root)
+
+
+def test_reaper_of_a_run_folder_deleted_meanwhile_stays_quiet(tmp_path: Path) -> None:
+    # Someone removes the folder by hand (or a test's temp folder is cleaned up) while the worker still runs:
+    # the launcher's reaper thread must end quietly, not with a traceback in the dashboard's log.
+    run_dir = tmp_path / "gone"
+    run_dir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    shutil.rmtree(run_dir)
+    assert proc.stdin is not None
+    proc.stdin.close()  # now the worker exits
+    launcher._reap(proc, run_dir)  # type: ignore[arg-type]
+    assert proc.returncode == 0 and not run_dir.exists()
