@@ -185,6 +185,9 @@ def binarize(gray: np.ndarray) -> np.ndarray:
     return b.view(np.bool_)
 
 
+#: Slope difference (about 0.6 degrees) beyond which a staff found on a few strips is refitted at the page's skew.
+SKEW_TOLERANCE = 0.01
+
 #: Staff lines thinner than this (small staves on dense pages) are found on a lighter ink mask: anti-aliasing
 #: spreads such a line over two rows of light grey that Otsu's threshold can drop both of.
 HAIRLINE_PX = 1.5
@@ -416,9 +419,15 @@ def detect_staves(
     if not segs:
         raise NoStaffError("no staff found: no group of five evenly spaced horizontal lines on the page")
     chains = _link(segs, space)
+    fits = [_fit_staff(chain, sw * sx, lines, sx, b8, m) for chain in chains]
+    # The page's skew from the well-supported staves; a staff fitted on a few strips that disagrees with it
+    # (a thick beam hid a line in most strips, a stray strip tilted the fit) is refitted at that skew.
+    solid = [st.slope for st, ch in zip(fits, chains) if st is not None and len(ch) >= 5]
+    skew = float(np.median(solid)) if solid else None
     found: list[tuple[Staff, int]] = []
-    for chain in chains:
-        st = _fit_staff(chain, sw * sx, lines, sx, b8, m)
+    for chain, st in zip(chains, fits):
+        if skew is not None and len(chain) < 5 and (st is None or abs(st.slope - skew) > SKEW_TOLERANCE):
+            st = _fit_staff(chain, sw * sx, lines, sx, b8, m, slope=skew)
         if st is not None:
             found.append((st, len(chain)))
     if not found:
@@ -545,28 +554,36 @@ def _link(segs: list[_Seg], space: float) -> list[list[_Seg]]:
 
 
 def _fit_staff(
-    chain: list[_Seg], sw: int, lines: np.ndarray, sx: int, b8: np.ndarray, m: StaffMetrics
+    chain: list[_Seg],
+    sw: int,
+    lines: np.ndarray,
+    sx: int,
+    b8: np.ndarray,
+    m: StaffMetrics,
+    slope: float | None = None,
 ) -> Staff | None:
-    """Fit five parallel lines to a chain of strip segments and find the staff's horizontal extent."""
+    """Fit five parallel lines to a chain of strip segments and find the staff's horizontal extent.
+
+    ``slope`` fixes the lines' slope (the page's skew) instead of fitting it: for a chain of few strips, one
+    bad strip would tilt the staff.
+    """
     xs = np.array([(s.strip + 0.5) * sw for s in chain])
     ys = np.stack([s.ys for s in chain])  # (n, 5)
-    n = xs.size
-    if n >= 2 and np.ptp(xs) > 0:
-        xm = xs.mean()
-        dx = xs - xm
-        slope = float((dx[:, None] * (ys - ys.mean(axis=0))).sum() / (5 * (dx**2).sum()))
+    fixed = slope is not None
+    xm = float(xs.mean())
+    if slope is None:
+        slope = _slope(xs, ys)
+        inter = (ys - slope * (xs - xm)[:, None]).mean(axis=0)  # line y at xm
     else:
-        xm, slope = float(xs.mean()), 0.0
-    inter = (ys - slope * (xs - xm)[:, None]).mean(axis=0)  # line y at xm
+        inter = np.median(ys - slope * (xs - xm)[:, None], axis=0)
     # Robust pass: drop strips that disagree (a beam or slur took a line's place) and refit.
     resid = np.abs(ys - (inter[None, :] + slope * (xs - xm)[:, None])).max(axis=1)
     keep = resid <= max(1.5, 0.25 * m.space)
-    if keep.sum() >= 2 and not keep.all():
+    if keep.sum() >= (1 if fixed else 2) and not keep.all():
         xs, ys = xs[keep], ys[keep]
-        xm = xs.mean()
-        dx = xs - xm
-        if np.ptp(xs) > 0:
-            slope = float((dx[:, None] * (ys - ys.mean(axis=0))).sum() / (5 * (dx**2).sum()))
+        xm = float(xs.mean())
+        if not fixed:
+            slope = _slope(xs, ys)
         inter = (ys - slope * (xs - xm)[:, None]).mean(axis=0)
     h, w = b8.shape
     x0, x1 = _extent(lines, sx, w, inter, slope, xm, float(xs.min()) - sw / 2, float(xs.max()) + sw / 2, m)
@@ -589,6 +606,14 @@ def _fit_staff(
         space=space,
         slope=slope,
     )
+
+
+def _slope(xs: np.ndarray, ys: np.ndarray) -> float:
+    """Least-squares slope shared by five lines measured at columns ``xs`` (rows ``ys``: n x 5)."""
+    if xs.size < 2 or np.ptp(xs) == 0:
+        return 0.0
+    dx = xs - xs.mean()
+    return float((dx[:, None] * (ys - ys.mean(axis=0))).sum() / (5 * (dx**2).sum()))
 
 
 def _line_rows(ys: np.ndarray, slope: float, xc: float, cols: np.ndarray, h: int) -> np.ndarray:
