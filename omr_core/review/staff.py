@@ -397,7 +397,12 @@ def detect_staves(
     # Lines are horizontal: every `sx`-th column is enough to find them and halves the morphology cost.
     sx = 2 if w >= 800 else 1
     if thick < HAIRLINE_PX:
-        bs = np.ascontiguousarray(_light_ink(g[:, ::sx]))
+        light = _light_ink(g)
+        bs = np.ascontiguousarray(light[:, ::sx])
+        if binary is None:
+            # Stems and ledger lines are as thin as the staff lines: systems and reconstruction need the
+            # lighter mask too (line thickness is still measured on Otsu's, the ink's real width).
+            b = light.view(np.bool_)
     else:
         bs = np.ascontiguousarray(b8[:, ::sx])
     # Keep long horizontal structure only; close 1-px holes first so scan noise does not cut the lines.
