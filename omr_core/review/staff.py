@@ -304,19 +304,21 @@ def _five_in_a_row(ys: np.ndarray, mass: np.ndarray, space: float) -> list[np.nd
     """
     n = ys.size
     tol = max(1.5, 0.2 * space)
-    used = np.zeros(n, dtype=bool)
+    # Python lists: the walk reads one candidate at a time, which NumPy scalars make several times slower.
+    yl = ys.tolist()
+    used = [False] * n
     found: list[np.ndarray] = []
     for i in range(n):
         if used[i]:
             continue
         chain = [i]
         while True:
-            target = ys[chain[-1]] + space
+            target = yl[chain[-1]] + space
             best, bestd = -1, tol
             for k in range(chain[-1] + 1, n):
-                if ys[k] > target + tol:
+                if yl[k] > target + tol:
                     break
-                dk = abs(ys[k] - target)
+                dk = abs(yl[k] - target)
                 if dk <= bestd and not used[k]:
                     best, bestd = k, dk
             if best < 0:
@@ -324,7 +326,8 @@ def _five_in_a_row(ys: np.ndarray, mass: np.ndarray, space: float) -> list[np.nd
             chain.append(best)
         if len(chain) < 5:
             continue
-        used[chain] = True
+        for c in chain:
+            used[c] = True
         found.extend(_split_chain(ys[chain], mass[chain]))
     return found
 
@@ -533,18 +536,19 @@ def _link(segs: list[_Seg], space: float) -> list[list[_Seg]]:
     for seg in segs:
         mid = float(seg.ys[2])
         key = int(mid // space)
-        near = sorted(j for r in range(key - reach, key + reach + 1) for j in rows.get(r, ()))
         best, bestd = -1, 0.0
-        for j in near:
-            strip, y = ends[j]
-            gap = seg.strip - strip
-            if gap <= 0 or gap > max_gap:
-                continue
-            d = abs(mid - y)
-            # A 4-space-wide strip moves a staff by < 0.15 space per strip at 2° skew.
-            allow = 0.5 * space + 0.15 * space * gap
-            if d <= allow and (best < 0 or d < bestd):
-                best, bestd = j, d
+        for r in range(key - reach, key + reach + 1):
+            for j in rows.get(r, ()):
+                strip, y = ends[j]
+                gap = seg.strip - strip
+                if gap <= 0 or gap > max_gap:
+                    continue
+                d = abs(mid - y)
+                # A 4-space-wide strip moves a staff by < 0.15 space per strip at 2° skew.
+                allow = 0.5 * space + 0.15 * space * gap
+                # nearest first, then the oldest chain (as a scan of every chain in order would choose)
+                if d <= allow and (best < 0 or d < bestd or (d == bestd and j < best)):
+                    best, bestd = j, d
         if best < 0:
             best = len(chains)
             chains.append([seg])
