@@ -1,10 +1,11 @@
 """Benchmark staff detection + stem/ledger-line reconstruction on engraved pages, and a whole CPU review.
 
-Engraves pages with the offline engraver (clean and ``--degrade scan``), scores reconstruction from the
-ground-truth noteheads of the test pages (`omr bench reconstruct`), and times `review_page` with a yolov8n
+Engraves pages with the offline engraver (clean and ``--degrade scan``; normal and ``--layout dense``, 15-35
+staves packed on a large page), scores reconstruction from the ground-truth noteheads of the test pages
+(`omr bench reconstruct`), and times `review_page` with a yolov8n
 detector (DeepScoresV2 class names, built from ``yolov8n.yaml``; untrained, so its time is the network's,
 not a trained model's box count) at imgsz 1024 on one page after the model is loaded.
-Run ``.venv/bin/python bench/bench_reconstruct.py [--pages N] [--data DIR] [--no-review]``.
+Run ``.venv/bin/python bench/bench_reconstruct.py [--pages N] [--dense-pages N] [--data DIR] [--no-review]``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,22 @@ REVIEW_TARGET_S = 2.0
 REAL_SAMPLE = HERE.parent / "tests" / "data" / "deepscores_test_small.json"
 
 
-def _engrave(root: Path, degrade: str, pages: int, seed: int) -> Path:
+def _engrave(root: Path, degrade: str, pages: int, seed: int, layout: str = "normal") -> Path:
     from omr_core.datasets.synth import synth_dataset
 
-    out = root / f"{degrade}-s{seed}-{pages}"
+    dense = layout == "dense"
+    out = root / (f"{layout}-{degrade}-s{seed}-{pages}" if dense else f"{degrade}-s{seed}-{pages}")
     if not (out / "deepscores_test.json").is_file():
-        synth_dataset(out, pages=pages, seed=seed, test_fraction=0.5, degrade=degrade, overwrite=True, workers=1)
+        synth_dataset(
+            out,
+            pages=pages,
+            seed=seed,
+            test_fraction=0.99 if dense else 0.5,  # dense pages: every page is a test page
+            degrade=degrade,
+            overwrite=True,
+            workers=1,
+            layout=layout,
+        )
     return out / "deepscores_test.json"
 
 
@@ -84,6 +95,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Engrave, score and time; returns the rows (figure, value, target, ok)."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--pages", type=int, default=40, help="pages engraved per degrade (half are test pages)")
+    ap.add_argument(
+        "--dense-pages", type=int, default=10, help="dense-layout pages engraved per degrade (0 to skip)"
+    )
     ap.add_argument("--data", help="keep the engraved datasets here (reused when present)")
     ap.add_argument("--seed", type=int, default=23, help="engraver seed (the algorithm was tuned on seed 11 pages)")
     ap.add_argument("--no-review", action="store_true", help="skip the model timing")
@@ -98,6 +112,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             rep = bench_reconstruct(test_json)
             for r in rep.rows():
                 rows.append({**r, "figure": f"[{degrade}, {len(rep.pages)} test pages] {r['figure']}"})
+        for degrade in ("none", "scan") if args.dense_pages else ():
+            rep = bench_reconstruct(_engrave(root, degrade, args.dense_pages, args.seed, "dense"))
+            staves = sum(p.staves_gt for p in rep.pages)
+            tag = f"[dense {degrade}, {len(rep.pages)} pages, {staves / max(1, len(rep.pages)):.0f} staves/page]"
+            for r in rep.rows():
+                rows.append({**r, "figure": f"{tag} {r['figure']}"})
         if REAL_SAMPLE.is_file():
             rows.append(
                 {

@@ -20,6 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same dataset (default 0)")
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of pages in the test file (default 0.2)")
     p.add_argument("--degrade", choices=("none", "scan"), default="none", help="mild scan damage (default none)")
+    p.add_argument(
+        "--layout",
+        choices=("normal", "dense"),
+        default="normal",
+        help="normal (verovio's spacing, 2-20 staves a page) or dense (like DeepScoresV2's dense pages: large "
+        "pages, staves packed with no spacing beyond what their notes need, 15-35 staves a page; default normal)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the dataset files of an earlier run in OUT")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (the output does not depend on it)")
     p.add_argument(
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             workers=args.workers,
             renderer=args.renderer,
+            layout=args.layout,
         )
     finally:
         close()

@@ -32,6 +32,20 @@ _SPACE_PER_SCALE = 0.18
 
 DEGRADES = ("none", "scan")
 
+#: Page layouts: ``normal`` (verovio's spacing, 2-20 staves a page) or ``dense`` (like DeepScoresV2's dense
+#: pages: large pages, staves packed with no spacing beyond what their notes need, 15-35 staves a page).
+LAYOUTS = ("normal", "dense")
+
+#: Staff space and page sizes of the dense layout at full size. The real dense pages (the 10-page test sample)
+#: have 67 px staff boxes (a 16.5 px space) on every page size, 59-640 px apart; the dense layout keeps the
+#: large page sizes and uses smaller staves (hairline staff lines, under 1.5 px) so that 15-35 fit a page.
+DENSE_STAFF_SPACE = (10.5, 14.5)
+DENSE_PAGE_SIZES = ((2707, 3828, 0.6), (2368, 3349, 0.3), (2211, 3126, 0.1))
+#: Measures engraved for one dense page (a page holds 40-120 of them) and the textures long enough for it.
+DENSE_MEASURES = (70, 140)
+DENSE_ENOUGH = 70  # a piano piece this long fills most of a dense page
+DENSE_TEXTURES = ("piano", "string quartet", "song")
+
 #: verovio attributes copied onto the SVG so noteheads can carry DeepScoresV2's duration comment.
 _SVG_ATTRIBUTES = [
     "note@dur",
@@ -84,6 +98,7 @@ class _Job:
     scale: float
     degrade: str
     renderer: str
+    layout: str = "normal"
 
 
 @dataclass
@@ -186,7 +201,9 @@ class EngravedPage:
     meta: dict[str, Any]
 
 
-def engrave_job(seed: int, index: int, scale: float = 1.0, *, with_mei: bool = False) -> Iterator[EngravedPage]:
+def engrave_job(
+    seed: int, index: int, scale: float = 1.0, *, with_mei: bool = False, layout: str = "normal"
+) -> Iterator[EngravedPage]:
     """Engrave the pages of job ``index`` of ``seed`` (a corpus excerpt with one set of options).
 
     Every choice comes from a generator seeded with ``(seed, index)``, so a job's pages never depend on
@@ -197,6 +214,8 @@ def engrave_job(seed: int, index: int, scale: float = 1.0, *, with_mei: bool = F
         index: Job number.
         scale: Page size factor (see `synth_dataset`).
         with_mei: Also keep each page's MEI (``meta["mei"]``), the music verovio drew, for checks.
+        layout: ``normal`` or ``dense`` (see `LAYOUTS`; a dense job draws its own piece and page from a
+            generator of its own, so normal pages stay the same; it keeps the normal job's font and margins).
     """
     from omr_core.datasets.synth_corpus import TEXTURES, catalogue, excerpt, measure_count
     from omr_core.datasets.synth_glyphs import classify
@@ -244,6 +263,14 @@ def engrave_job(seed: int, index: int, scale: float = 1.0, *, with_mei: bool = F
     if measures:
         count = int(rng.integers(10, 44))
         start = int(rng.integers(0, max(1, measures - count + 1)))
+    if layout == "dense":
+        # its own generator, so the normal layout's draws (and pages) stay what they were
+        drng = np.random.default_rng([seed, index, 2])
+        piece, text, measures = _long_piece(drng, cat)
+        texture = piece.texture
+        count, start = _dense_options(options, drng, scale, measures)
+        vscale, wanted = int(options["scale"]), 1
+    if measures:
         text = excerpt(text, start, count)
     tk = _toolkit()
     tk.resetOptions()
@@ -264,9 +291,62 @@ def engrave_job(seed: int, index: int, scale: float = 1.0, *, with_mei: bool = F
             "first_measure": start + 1,
             "page": page_no,
         }
+        if layout != "normal":
+            meta["layout"] = layout
         if with_mei:
             meta["mei"] = tk.getMEI({"pageNo": page_no})
         yield EngravedPage(svg, geo, classify(geo, known), meta)
+
+
+def _long_piece(rng: np.random.Generator, cat: dict[str, Any], tries: int = 8) -> tuple[Any, str, int]:
+    """A piece long enough to fill a dense page (the longest of ``tries`` draws): (piece, text, measures)."""
+    from omr_core.datasets.synth_corpus import measure_count
+
+    best: tuple[Any, str, int] | None = None
+    textures = sorted(t for t in cat if t in DENSE_TEXTURES) or sorted(cat)
+    for _ in range(max(1, tries)):
+        piece = _choose(rng, cat[_choose(rng, textures)])
+        text = _piece_text(piece.path, piece.texture)
+        measures = measure_count(text)
+        if best is None or measures > best[2]:
+            best = (piece, text, measures)
+        if measures >= DENSE_ENOUGH:
+            break
+    if best is None:  # pragma: no cover - the loop runs at least once
+        raise SynthError("no corpus piece to engrave a dense page from")
+    return best
+
+
+def _dense_options(options: dict[str, Any], rng: np.random.Generator, scale: float, measures: int) -> tuple[int, int]:
+    """Turn ``options`` into a dense page's (in place): small staves, a large page, no extra spacing.
+
+    Returns:
+        The excerpt (measure count, first measure), long enough to fill the page.
+    """
+    space = float(rng.uniform(*DENSE_STAFF_SPACE)) * scale
+    vscale = max(1, round(space / _SPACE_PER_SCALE))
+    w_full, h_full, _ = _choose(rng, DENSE_PAGE_SIZES, [s[2] for s in DENSE_PAGE_SIZES])
+    width, height = round(w_full * scale), round(h_full * scale)
+    options.update(
+        {
+            "scale": vscale,
+            "pageWidth": round(width * 100 / vscale),
+            "pageHeight": round(height * 100 / vscale),
+            "pageMarginTop": int(rng.integers(30, 90)),
+            "pageMarginBottom": int(rng.integers(30, 90)),
+            # verovio still keeps staves apart by what sticks out of them (stems, ledger lines, lyrics)
+            "spacingSystem": 0,
+            "spacingStaff": int(rng.integers(0, 3)),
+            "spacingBraceGroup": 0,
+            "spacingBracketGroup": 0,
+            "systemMaxPerPage": 0,
+            "justifyVertically": False,
+            "header": "none",
+        }
+    )
+    count = int(rng.integers(*DENSE_MEASURES))
+    start = int(rng.integers(0, max(1, measures - count + 1)))
+    return count, start
 
 
 def _engrave_job(job: _Job) -> list[PageResult]:
@@ -274,7 +354,7 @@ def _engrave_job(job: _Job) -> list[PageResult]:
     from omr_core.datasets.synth_render import degrade_scan, encode_png, rasterise, rotated_box
 
     out: list[PageResult] = []
-    for page in engrave_job(job.seed, job.index, job.scale):
+    for page in engrave_job(job.seed, job.index, job.scale, layout=job.layout):
         geo, res, meta = page.geometry, page.classified, dict(page.meta)
         meta["renderer"] = job.renderer
         texts = [(p.element, p.matrix, p.ctx.get("ancestors", ())) for p in geo.prims if p.kind == "text"]
@@ -326,10 +406,10 @@ def _symbol_points(sym: Any) -> np.ndarray:
     return np.concatenate([prim_outline(p) for p in sym.prims])
 
 
-def _jobs(seed: int, scale: float, degrade: str, renderer: str) -> Iterator[_Job]:
+def _jobs(seed: int, scale: float, degrade: str, renderer: str, layout: str = "normal") -> Iterator[_Job]:
     index = 0
     while True:
-        yield _Job(seed, index, scale, degrade, renderer)
+        yield _Job(seed, index, scale, degrade, renderer, layout)
         index += 1
 
 
@@ -429,6 +509,7 @@ def synth_dataset(
     overwrite: bool = False,
     workers: int = 1,
     renderer: str = "auto",
+    layout: str = "normal",
 ) -> SynthReport:
     """Engrave ``pages`` pages from music21's corpus and write a DeepScoresV2-format dataset.
 
@@ -449,6 +530,8 @@ def synth_dataset(
         workers: Processes engraving in parallel (the output does not depend on it).
         renderer: ``auto`` (skia-python when installed, else resvg-py), ``resvg`` or ``skia`` (about 4x
             faster per page overall; the same seed gives the same bytes only with the same renderer).
+        layout: ``normal`` or ``dense`` (one page per excerpt of a long piece, DeepScoresV2's large page
+            sizes, small staves packed with no spacing beyond what their notes need: 15-35 staves a page).
 
     Returns:
         A `SynthReport`.
@@ -476,6 +559,8 @@ def synth_dataset(
         raise SynthError(f"scale must be between 0.1 and 2 (got {scale})")
     if workers < 1:
         raise SynthError(f"workers must be >= 1 (got {workers})")
+    if layout not in LAYOUTS:
+        raise SynthError(f"layout must be one of {', '.join(LAYOUTS)} (got {layout!r})")
     rend = available_renderer(renderer)
     out = Path(out)
     _prepare_out(out, overwrite)
@@ -483,7 +568,7 @@ def synth_dataset(
 
     results: list[tuple[int, PageResult]] = []  # (job index, page)
     done = 0
-    for job, res in _run_jobs(_jobs(seed, scale, degrade, rend), pages, workers):
+    for job, res in _run_jobs(_jobs(seed, scale, degrade, rend, layout), pages, workers):
         for page in res:
             if done >= pages:
                 break
@@ -506,7 +591,10 @@ def synth_dataset(
                 test_idx.add(i)
 
     info = {
-        "description": f"Synthetic DeepScoresV2-format pages engraved by `omr synth` (seed {seed}, degrade {degrade})",
+        "description": (
+            f"Synthetic DeepScoresV2-format pages engraved by `omr synth` (seed {seed}, degrade {degrade}"
+            + (f", layout {layout})" if layout != "normal" else ")")
+        ),
         "version": "2.0",
         "year": date.today().year,
         "contributor": "omr-dashboard synth: music21 corpus engraved with verovio",

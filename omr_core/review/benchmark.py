@@ -66,6 +66,7 @@ class PageScore:
         ms_staff: Staff detection time (ms).
         ms_reconstruct: Stem + ledger-line reconstruction time (ms).
         error: Why the page could not be scored ("" when it was).
+        warning: Staff detection's warning that staves were missed ("" when none, see `long_line_warning`).
         misses: A few unmatched boxes per kind, for debugging (``fp_stem``, ``fn_stem``, ``fp_ledger``, ``fn_ledger``).
     """
 
@@ -78,6 +79,7 @@ class PageScore:
     ms_staff: float
     ms_reconstruct: float
     error: str = ""
+    warning: str = ""
     misses: dict[str, list[list[float]]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -114,6 +116,11 @@ class BenchReport:
         return sum(1 for p in self.pages if not p.error)
 
     @property
+    def warned(self) -> int:
+        """Pages on which staff detection warned that staves were missed."""
+        return sum(1 for p in self.pages if p.warning)
+
+    @property
     def line_error_px(self) -> float:
         """Mean line error over the pages (NaN when no staff matched)."""
         v = [p.line_error_px for p in self.pages if not p.error and np.isfinite(p.line_error_px)]
@@ -142,6 +149,7 @@ class BenchReport:
             {"figure": "ledger lines F1", "value": round(ll.f1, 4), "target": f">= {TARGETS['ledger_f1']}", "ok": ll.f1 >= TARGETS["ledger_f1"]},
             {"figure": "ledger lines precision / recall", "value": f"{ll.precision:.4f} / {ll.recall:.4f}", "target": "", "ok": True},
             {"figure": "pages with exact staff count", "value": f"{self.staff_count_exact}/{len(self.pages)}", "target": "all", "ok": n == len(self.pages) and self.staff_count_exact == n},
+            {"figure": "pages warned of missed staves", "value": f"{self.warned}/{len(self.pages)}", "target": "", "ok": True},
             {"figure": "mean |line y error| (px)", "value": round(self.line_error_px, 3), "target": f"<= {TARGETS['line_error_px']}", "ok": bool(self.line_error_px <= TARGETS["line_error_px"])},
             {"figure": "staff + reconstruction (ms/page, median)", "value": round(self.ms_per_page, 1), "target": f"<= {TARGETS['ms_per_page']:.0f}", "ok": bool(self.ms_per_page <= TARGETS["ms_per_page"])},
             {"figure": "staff + reconstruction (ms/page, slowest page)", "value": round(self.ms_max, 1), "target": "", "ok": True},
@@ -224,7 +232,7 @@ def score_page(gray: np.ndarray, ann: Any, filename: str) -> PageScore:
         filename: For reports.
     """
     from omr_core.review.reconstruct import Notehead, reconstruct
-    from omr_core.review.staff import NoStaffError, detect_staves
+    from omr_core.review.staff import NoStaffError, detect_staves, long_line_warning
 
     names = ann["name"].astype(str).to_numpy()
     boxes = ann[["x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float64)
@@ -286,6 +294,7 @@ def score_page(gray: np.ndarray, ann: Any, filename: str) -> PageScore:
         line_error_px=float(np.mean(errors)) if errors else float("nan"),
         ms_staff=(t1 - t0) * 1000,
         ms_reconstruct=(t2 - t1) * 1000,
+        warning=long_line_warning(page) or "",
         misses=misses,
     )
 

@@ -15,7 +15,7 @@ import numpy as np
 from omr_core.errors import OmrError
 from omr_core.review.inference import Detection, LoadedModel, ModelInfo, predict
 from omr_core.review.reconstruct import LedgerLine, Notehead, Stem, parse_noteheads, reconstruct
-from omr_core.review.staff import NoStaffError, Staff, System, detect_staves
+from omr_core.review.staff import NoStaffError, Staff, System, detect_staves, long_line_warning
 
 #: Colour per class group (RGB hex), shared by the Plotly overlay and the annotated PNG.
 GROUP_COLORS: dict[str, str] = {
@@ -52,7 +52,7 @@ class ReviewResult:
         systems: Staves grouped into systems.
         stems: Reconstructed stems (``noteheads`` index into `noteheads`).
         ledger_lines: Reconstructed ledger lines.
-        messages: Things people should know (no staff found, model warnings…).
+        messages: Things people should know (no staff found, staves probably missed, model warnings…).
         timings: Seconds per stage (``inference``, ``staff``, ``reconstruct``, ``total``).
         model: The model's class information, when a model ran.
     """
@@ -226,6 +226,9 @@ def review_page(
             model=model.info if model else None,
         )
     tick(2)
+    missed = long_line_warning(page)
+    if missed:
+        msgs.append(missed)
     t2 = time.perf_counter()
     rec = reconstruct(gray, heads, page=page)
     t3 = time.perf_counter()

@@ -245,9 +245,18 @@ def _assign_staves(boxes: np.ndarray, staves: Sequence[Staff]) -> np.ndarray:
     return np.asarray(np.argmin(dist + 4 * outside, axis=1), dtype=np.int64)
 
 
-def _positions(boxes: np.ndarray, heads: Sequence[Notehead], staff_idx: np.ndarray, staves: Sequence[Staff]) -> np.ndarray:
-    """Integer staff position of each notehead (half spaces above the bottom line), snapped by its name."""
-    sa = _staff_arrays(staves)
+def _positions(
+    boxes: np.ndarray,
+    heads: Sequence[Notehead],
+    staff_idx: np.ndarray,
+    staves: Sequence[Staff],
+    sa: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Integer staff position of each notehead (half spaces above the bottom line), snapped by its name.
+
+    ``sa`` is `_staff_arrays` of ``staves`` when the caller has it (one call per chord on dense pages).
+    """
+    sa = _staff_arrays(staves) if sa is None else sa
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
     cy = (boxes[:, 1] + boxes[:, 3]) / 2
     k = staff_idx
@@ -527,7 +536,7 @@ def _ledger_lines(
     h, w = ink.shape
     sa = _staff_arrays(staves)
     med_space = float(np.median(sa["space"]))
-    pos_all = _positions(boxes, heads, staff_idx, staves)
+    pos_all = _positions(boxes, heads, staff_idx, staves, sa)
     outside = (pos_all >= 10) | (pos_all <= -2)
     if not outside.any():
         return []
@@ -546,7 +555,7 @@ def _ledger_lines(
         best: tuple[float, dict[int, tuple[float, float, list[int]]], int] | None = None
         for k in cands:
             kk = np.full(len(members), k)
-            pos = _positions(boxes[members], [heads[m] for m in members], kk, staves)
+            pos = _positions(boxes[members], [heads[m] for m in members], kk, staves, sa)
             lines: dict[int, tuple[float, float, list[int]]] = {}
             for m, p in zip(members, pos):
                 p = int(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -337,6 +338,41 @@ def test_cli_prints_counts_and_refuses_a_full_folder(tmp_path: Path, capsys: pyt
     (out / "notes.txt").write_text("mine")
     assert cli_main(["synth", str(out), "--pages", "1", "--scale", "0.4", "--overwrite"]) == 0
     assert len(list((out / "images").glob("*.png"))) == 1 and (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_dense_layout_packs_staves_on_large_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli_main(["synth", "--help"])
+    assert "--layout {normal,dense}" in capsys.readouterr().out
+    out = tmp_path / "dense"
+    assert cli_main(["synth", str(out), "--pages", "2", "--seed", "3", "--layout", "dense", "--scale", "0.5"]) == 0
+    data = json.loads((out / "deepscores_train.json").read_text())
+    test = json.loads((out / "deepscores_test.json").read_text())
+    manifest = json.loads((out / "synth_manifest.json").read_text())
+    assert "layout dense" in data["info"]["description"]
+    assert [p["layout"] for p in manifest["pages"]] == ["dense", "dense"]
+    staff_id = next(k for k, c in data["categories"].items() if c["name"] == "staff" and c["annotation_set"] == "deepscores")
+    for split in (data, test):
+        for img in split["images"]:
+            assert img["width"] >= 2211 * 0.5 - 1 and img["height"] >= 3126 * 0.5 - 1
+            boxes = sorted(
+                (split["annotations"][a]["a_bbox"] for a in img["ann_ids"] if split["annotations"][a]["cat_id"][0] == staff_id),
+                key=lambda b: b[1],
+            )
+            gaps = [b[1] - a[3] for a, b in zip(boxes, boxes[1:])]
+            height = float(np.median([b[3] - b[1] for b in boxes]))
+            # 15+ staves a page, the closest pair under two staff heights' worth of notes apart
+            assert len(boxes) >= 15 and min(gaps) < 1.2 * height, (img["filename"], len(boxes), min(gaps), height)
+    # the normal pages of the same seed are not touched by the dense option
+    normal = synth_dataset(tmp_path / "normal", pages=1, seed=3, scale=0.4, test_fraction=0.0)
+    dense = synth_dataset(tmp_path / "dense2", pages=1, seed=3, scale=0.4, test_fraction=0.0, layout="dense")
+    assert normal.class_counts != dense.class_counts
+    again = synth_dataset(tmp_path / "normal2", pages=1, seed=3, scale=0.4, test_fraction=0.0, layout="normal")
+    assert (tmp_path / "normal2" / "deepscores_train.json").read_bytes() == (tmp_path / "normal" / "deepscores_train.json").read_bytes()
+    assert again.class_counts == normal.class_counts
+    with pytest.raises(SynthError, match="layout must be one of normal, dense"):
+        synth_dataset(tmp_path / "x", pages=1, layout="tight")
 
 
 def test_bad_arguments_are_errors_for_people(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
 sys.path.insert(0, str(REPO / "tests" / "core" / "review"))
 
-from recon_fixtures import bomb_png, deepscores_names, draw_page, make_model, notehead, png_bytes, stem  # noqa: E402
+from recon_fixtures import bomb_png, deepscores_names, draw_page, four_line_page, make_model, notehead, png_bytes, stem  # noqa: E402
 
 
 @pytest.fixture
@@ -111,6 +111,15 @@ def test_blank_page_warns(workspace: Path) -> None:
     _upload(at, "rv_page", "blank.png", png_bytes(np.full((800, 600), 255, np.uint8)), "image/png")
     assert not at.error
     assert any("no staff found" in w.value for w in at.warning)
+
+
+def test_page_with_missed_staves_warns(workspace: Path) -> None:
+    at = _open()
+    _upload(at, "rv_page", "odd.png", png_bytes(four_line_page().gray), "image/png")
+    assert not at.error, _errors(at)
+    assert at.metric[0].value == "3"
+    shown = [w.value for w in at.warning]
+    assert any("may have missed about 6 staves: 32 long straight horizontal lines" in w for w in shown), shown
 
 
 def test_bad_heads_json(workspace: Path, page_and_heads: tuple[bytes, bytes]) -> None:

@@ -47,6 +47,16 @@ def draw_page(
     return page
 
 
+def four_line_page() -> DrawnPage:
+    """Three five-line staves over eight groups of four long evenly spaced lines (no five-line staff finds those)."""
+    page = draw_page(height=2200, tops=(200, 420, 800), join=())
+    for k in range(8):
+        for i in range(4):
+            r = 1000 + 140 * k + 20 * i
+            page.gray[r : r + 2, 100:1500] = 0
+    return page
+
+
 def notehead(g: np.ndarray, cx: float, cy: float, space: float, filled: bool = True) -> tuple[float, float, float, float]:
     """Draw a slanted elliptical notehead; returns its box (x0, y0, x1, y1) in continuous pixels."""
     import cv2
@@ -78,13 +88,17 @@ def rotate(gray: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     return cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=255), m
 
 
-def engraved(root: Path, degrade: str = "none", pages: int = 3, seed: int = 5, scale: float = 0.8) -> Path:
+def engraved(
+    root: Path, degrade: str = "none", pages: int = 3, seed: int = 5, scale: float = 0.8, layout: str = "normal"
+) -> Path:
     """Engrave a small dataset (all pages in the test file); returns deepscores_test.json."""
     from omr_core.datasets.synth import synth_dataset
 
-    out = root / f"synth-{degrade}-{seed}"
+    out = root / (f"synth-{degrade}-{seed}" if layout == "normal" else f"synth-{layout}-{degrade}-{seed}")
     if not (out / "deepscores_test.json").is_file():
-        synth_dataset(out, pages=pages, seed=seed, test_fraction=0.99, degrade=degrade, overwrite=True, scale=scale)
+        synth_dataset(
+            out, pages=pages, seed=seed, test_fraction=0.99, degrade=degrade, overwrite=True, scale=scale, layout=layout
+        )
     return out / "deepscores_test.json"
 
 

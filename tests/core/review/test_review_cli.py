@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon_fixtures import bomb_png, deepscores_names, draw_page, engraved, make_model, notehead, png_bytes, stem  # noqa: E402
+from recon_fixtures import (  # noqa: E402
+    bomb_png,
+    deepscores_names,
+    draw_page,
+    engraved,
+    four_line_page,
+    make_model,
+    notehead,
+    png_bytes,
+    stem,
+)
 
 from omr_core.cli import main  # noqa: E402
 from tests.conftest import REAL_SAMPLE  # noqa: E402
@@ -86,6 +96,17 @@ def test_review_blank_page_and_photo_warn(tmp_path: Path, capsys: pytest.Capture
         assert "warning: no staff found" in err
         d = json.loads(out.read_text())
         assert d["staves"] == [] and any("no staff" in m for m in d["messages"])
+
+
+def test_review_warns_when_staves_were_missed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "odd.png"
+    img.write_bytes(png_bytes(four_line_page().gray))
+    out = tmp_path / "r.json"
+    assert main(["review", str(img), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "omr review: warning: staff detection may have missed about 6 staves: 32 long straight horizontal" in err
+    d = json.loads(out.read_text())
+    assert len(d["staves"]) == 3 and any("may have missed" in m for m in d["messages"])
 
 
 def test_review_without_model_writes_json_png_and_deepscores(page: tuple[Path, Path], tmp_path: Path) -> None:
