@@ -32,11 +32,18 @@ _SPACE_PER_SCALE = 0.18
 
 DEGRADES = ("none", "scan")
 
-#: verovio attributes copied onto the SVG so noteheads can carry DeepScoresV2's duration comment.
+#: verovio attributes copied onto the SVG so noteheads can carry DeepScoresV2's duration comment and the
+#: pitch the note was encoded with (the reading benchmark's truth, see docs/reading.md).
 _SVG_ATTRIBUTES = [
     "note@dur",
     "note@dots",
     "note@grace",
+    "note@pname",
+    "note@oct",
+    "note@accid",
+    "note@accid.ges",
+    "accid@accid",
+    "accid@accid.ges",
     "chord@dur",
     "chord@dots",
     "rest@dur",

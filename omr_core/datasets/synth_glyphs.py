@@ -210,6 +210,23 @@ def _duration(ctx: dict[str, object]) -> str | None:
     return text
 
 
+def pitch_text(step: str, alter: int, octave: int) -> str:
+    """Scientific pitch spelling used in the ``pitch`` comment: ``C4``, ``F#5``, ``Bb3``, ``G##2``."""
+    return f"{step.upper()}{'#' * alter if alter > 0 else 'b' * -alter}{octave}"
+
+
+def _truth(ctx: dict[str, object]) -> str:
+    """The source note of a notehead as comment pairs: ``pitch``, ``grace`` and verovio's ``note`` id."""
+    parts = []
+    if "pname" in ctx:
+        parts.append(f"pitch:{pitch_text(str(ctx['pname']), int(ctx['alter']), int(ctx['oct']))};")  # type: ignore[call-overload]
+    if ctx.get("grace"):
+        parts.append(f"grace:{ctx['grace']};")
+    if ctx.get("note_id"):
+        parts.append(f"note:{ctx['note_id']};")
+    return "".join(parts)
+
+
 def _small(p: Prim, staff: StaffLines | None) -> bool:
     if staff is None or p.glyph_scale <= 0:
         return False
@@ -292,6 +309,7 @@ def classify(page: PageGeometry, known: Set[str]) -> Classified:
                 if dur:
                     parts.append(f"duration:{dur};")
                 parts.append(f"rel_position:{rel};")
+                parts.append(_truth(p.ctx))
                 add(base, [p], "".join(parts))
                 continue
             if name in ACCIDENTALS:
