@@ -38,6 +38,8 @@ _SVG_ATTRIBUTES = [
     "note@dur",
     "note@dots",
     "note@grace",
+    "note@dur.ppq",
+    "chord@dur.ppq",
     "note@pname",
     "note@oct",
     "note@accid",
@@ -141,9 +143,9 @@ def _known_classes() -> frozenset[str]:
 
 @lru_cache(maxsize=16)
 def _piece_text(path: str, texture: str) -> str:
-    from omr_core.datasets.synth_corpus import Piece, read_piece
+    from omr_core.datasets.synth_corpus import Piece, read_piece, spell_accidentals
 
-    return read_piece(Piece(path, texture))
+    return spell_accidentals(read_piece(Piece(path, texture)))
 
 
 def ink_box(box: tuple[float, float, float, float], width: int, height: int) -> list[int] | None:
@@ -206,7 +208,7 @@ def engrave_job(seed: int, index: int, scale: float = 1.0, *, with_mei: bool = F
         with_mei: Also keep each page's MEI (``meta["mei"]``), the music verovio drew, for checks.
     """
     from omr_core.datasets.synth_corpus import TEXTURES, catalogue, excerpt, measure_count
-    from omr_core.datasets.synth_glyphs import classify
+    from omr_core.datasets.synth_glyphs import classify, staff_ppq
     from omr_core.datasets.synth_render import prepare_svg
     from omr_core.datasets.synth_svg import parse_page
 
@@ -271,9 +273,10 @@ def engrave_job(seed: int, index: int, scale: float = 1.0, *, with_mei: bool = F
             "first_measure": start + 1,
             "page": page_no,
         }
+        mei = tk.getMEI({"pageNo": page_no})
         if with_mei:
-            meta["mei"] = tk.getMEI({"pageNo": page_no})
-        yield EngravedPage(svg, geo, classify(geo, known), meta)
+            meta["mei"] = mei
+        yield EngravedPage(svg, geo, classify(geo, known, ppq=staff_ppq(mei)), meta)
 
 
 def _engrave_job(job: _Job) -> list[PageResult]:

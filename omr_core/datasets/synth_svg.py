@@ -535,7 +535,7 @@ class _Walker:
                 self.staff_in_measure += 1
                 self.read_staff_lines(el, m, ctx, sw)
             elif first in ("note", "chord", "rest", "mRest", "multiRest"):
-                for key in ("dur", "dots", "grace"):
+                for key in ("dur", "dots", "grace", "dur.ppq"):
                     v = el.get(f"data-{key}")
                     if v is not None:
                         ctx[key] = v
