@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     doubts = sum(1 for n in reading.notes if n.uncertain)
     line = (
         f"{src}: {len(reading.notes)} notes ({doubts} uncertain), {len(reading.rests)} rests, "
-        f"{sum(len(b) + 1 for b in reading.barlines)} measures in {len(reading.systems)} systems, "
+        f"{len({(e.system, e.measure) for e in (*reading.notes, *reading.rests)})} measures in {len(reading.systems)} systems, "
         f"read in {reading.timings.get('total', 0) * 1000:.0f} ms -> {args.out}"
     )
     print(line, file=sys.stderr)

@@ -196,9 +196,21 @@ def midi_bytes(reading: Reading) -> bytes:
         raise ExportError(f"music21 could not write MIDI for this reading: {exc}") from exc
 
 
+def _toolkit() -> Any:
+    """A verovio toolkit with its resources found next to the module (the compiled-in default path can be a
+    build folder that no longer exists, and then no font loads)."""
+    from pathlib import Path
+
+    import verovio
+
+    verovio.enableLog(verovio.LOG_OFF)
+    tk = verovio.toolkit(False)
+    tk.setResourcePath(str(Path(verovio.__file__).parent / "data"))
+    return tk
+
+
 def check_musicxml(data: bytes) -> ExportCheck:
     """Open exported MusicXML again in music21 and in verovio (load and render the first page)."""
-    import verovio
     from music21 import converter
 
     msgs = []
@@ -208,10 +220,35 @@ def check_musicxml(data: bytes) -> ExportCheck:
     except Exception as exc:
         m21 = False
         msgs.append(f"music21: {exc}")
-    verovio.enableLog(verovio.LOG_OFF)
-    tk = verovio.toolkit()
+    tk = _toolkit()
     vok = bool(tk.loadData(data.decode("utf-8"))) and tk.getPageCount() > 0 and "<svg" in tk.renderToSVG(1)
     if not vok:
         msgs.append("verovio could not load or render it")
     return ExportCheck(m21, vok, "; ".join(msgs))
 
+
+def system_reading(reading: Reading, system: int) -> Reading:
+    """The part of a reading on one system (renumbered as system 0), to render a system on its own."""
+    import dataclasses
+
+    return dataclasses.replace(
+        reading,
+        systems=(reading.systems[system],),
+        barlines=(reading.barlines[system],) if system < len(reading.barlines) else ((),),
+        notes=tuple(dataclasses.replace(n, system=0) for n in reading.notes if n.system == system),
+        rests=tuple(dataclasses.replace(r, system=0) for r in reading.rests if r.system == system),
+    )
+
+
+def verovio_svg(data: bytes, *, width: int = 2400, scale: int = 35) -> str:
+    """MusicXML rendered by verovio as one SVG (everything on one page, no line breaks).
+
+    Raises:
+        ExportError: When verovio cannot load it.
+    """
+
+    tk = _toolkit()
+    tk.setOptions({"pageWidth": width * 100 // scale, "scale": scale, "adjustPageHeight": True, "breaks": "none", "header": "none", "footer": "none"})
+    if not tk.loadData(data.decode("utf-8")) or tk.getPageCount() == 0:
+        raise ExportError("verovio could not load the MusicXML of this reading")
+    return str(tk.renderToSVG(1))

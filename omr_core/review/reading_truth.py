@@ -106,15 +106,24 @@ def load_deepscores_page(path: str | Path, page: str | int | None = None) -> Dee
     Raises:
         DataFormatError: The file is not DeepScoresV2 JSON, or the page is not in it.
     """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFormatError(f"cannot read {path}: {exc}") from exc
+    return deepscores_page_from_bytes(raw, path, page)
+
+
+def deepscores_page_from_bytes(raw: bytes, source: str | Path, page: str | int | None = None) -> DeepScoresPage:
+    """`load_deepscores_page` for JSON already in memory (an upload); ``source`` names it in messages and
+    is where the page image is looked for (``images/`` next to it)."""
     import orjson
 
     from omr_core.classes import class_table
 
-    path = Path(path)
+    path = Path(source)
     try:
-        doc = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise DataFormatError(f"cannot read {path}: {exc}") from exc
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise DataFormatError(f"{path} is not JSON ({exc}); expected a DeepScoresV2 annotation file") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), dict):
