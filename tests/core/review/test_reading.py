@@ -231,3 +231,25 @@ def test_omr_read_of_an_image_without_a_model_says_what_to_pass(clean_ds: Path, 
 )
 def test_duration_comments(text: str, ql: Fraction | None) -> None:
     assert duration_quarter_length(text) == ql
+
+
+def test_omr_read_of_an_image_with_a_model_without_notehead_classes(
+    clean_ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad input that still gives what can be read: the staves and measures, as a score of rests."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from music21 import converter
+    from recon_fixtures import make_model
+
+    model = make_model(tmp_path / "animals.pt", {0: "cat", 1: "dog"})
+    page = load_deepscores_page(clean_ds, 0)
+    out = tmp_path / "score.musicxml"
+    rc = cli_main(["read", str(page.image), "--model", str(model), "--out", str(out), "--imgsz", "320"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "none of the model's 2 class names is a DeepScoresV2 name" in err
+    assert "no notehead among the symbols" in err
+    score = converter.parse(str(out))
+    assert len(score.parts) >= 1 and not list(score.recurse().notes)
