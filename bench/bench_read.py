@@ -22,7 +22,7 @@ sys.path[:0] = [str(HERE.parent)]
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from omr_core.review.benchmark import format_rows  # noqa: E402
-from omr_core.review.reading_benchmark import bench_reading  # noqa: E402
+from omr_core.review.reading_benchmark import bench_reading, model_detector  # noqa: E402
 
 
 def _engrave(root: Path, degrade: str, pages: int, seed: int) -> Path:
@@ -32,17 +32,6 @@ def _engrave(root: Path, degrade: str, pages: int, seed: int) -> Path:
     if not (out / "deepscores_test.json").is_file():
         synth_dataset(out, pages=pages, seed=seed, test_fraction=0.5, degrade=degrade, overwrite=True, workers=1)
     return out / "deepscores_test.json"
-
-
-def _model_detector(path: str) -> Any:
-    from omr_core.review.inference import load_model, predict
-
-    model = load_model(path)
-
-    def detect(page: Any, gray: Any) -> Any:
-        return predict(model, gray, conf=0.25, iou=0.5, imgsz=1024, tile=False, device="cpu")
-
-    return detect
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -68,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 if not p.export_ok:
                     rows.append({"figure": f"  export failed: {p.filename}", "value": p.export_message[:60], "target": "", "ok": False})
             if args.model:
-                rows += bench_reading(test_json, detector=_model_detector(args.model)).rows(f"{degrade}, model")
+                rows += bench_reading(test_json, detector=model_detector(args.model)).rows(f"{degrade}, model")
     finally:
         if ctx is not None:
             ctx.cleanup()

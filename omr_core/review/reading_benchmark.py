@@ -68,6 +68,7 @@ def bench_reading(
     detector: Detector | None = None,
     check_exports: bool = True,
     limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReadBenchReport:
     """Read every page of a DeepScoresV2 file that carries note truth and score it.
 
@@ -76,6 +77,7 @@ def bench_reading(
         detector: Where the symbols come from; None reads the page's own annotations (ground truth).
         check_exports: Write MusicXML and reopen it in music21 and verovio.
         limit: Read only the first pages.
+        progress: Called with (pages done, pages total).
 
     The time per page is the reading alone after detection: staff detection, stems rebuilt when missing,
     barlines, rhythm and pitch (image decoding and the MusicXML export are not counted), as CPU time of this
@@ -94,6 +96,8 @@ def bench_reading(
     for k in range(n):
         page = load_deepscores_page(json_path, k)
         if not page.truth or page.image is None:
+            if progress is not None:
+                progress(k + 1, n)
             continue
         gray = load_page(page.image).gray
         symbols = page.glyphs if detector is None else detector(page, gray)
@@ -105,4 +109,18 @@ def bench_reading(
             chk = check_musicxml(musicxml_bytes(reading, title=page.filename))
             ok, msg = chk.music21_ok and chk.verovio_ok, chk.message
         report.pages.append(PageResult(page.filename, notes_read_right(reading, page.truth), dt, dc, ok, msg))
+        if progress is not None:
+            progress(k + 1, n)
     return report
+
+
+def model_detector(path: str | Path, *, imgsz: int = 1024, conf: float = 0.25) -> Detector:
+    """Detections of a model (loaded once) as the symbols to read: the reference-model half of the benchmark."""
+    from omr_core.review.inference import load_model, predict
+
+    model = load_model(path)
+
+    def detect(page: DeepScoresPage, gray: np.ndarray) -> Sequence[SymbolLike]:
+        return predict(model, gray, conf=conf, iou=0.5, imgsz=imgsz, tile=False, device="cpu")
+
+    return detect

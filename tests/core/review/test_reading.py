@@ -253,3 +253,26 @@ def test_omr_read_of_an_image_with_a_model_without_notehead_classes(
     assert "no notehead among the symbols" in err
     score = converter.parse(str(out))
     assert len(score.parts) >= 1 and not list(score.recurse().notes)
+
+
+def test_omr_bench_read_prints_pages_and_the_targets(clean_ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli_main(["bench", "read", str(clean_ds), "--limit", "2", "--pages"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert len(re.findall(r"^synth-.*\.png: \d+ notes, pitch 0\.\d{4}|^synth-.*\.png: \d+ notes, pitch 1\.0000", out, re.M)) == 2
+    assert re.search(r"pitch right\s+\S+\s+>= 0\.995\s+pass", out)
+
+
+def test_omr_bench_read_from_a_model_reads_its_detections(clean_ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The model half of the benchmark runs on any detector; an untrained one reads nothing and fails the targets."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from recon_fixtures import deepscores_names, make_model
+
+    model = make_model(tmp_path / "untrained.pt", deepscores_names())
+    rc = cli_main(["bench", "read", str(clean_ds), "--limit", "1", "--model", str(model), "--wrong", "2"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert out.count("wrong: ") == 2 and "read None" in out
+    assert re.search(r"pitch right\s+0\.0000\s+>= 0\.995\s+FAIL", out)
