@@ -25,6 +25,7 @@ from ui.review import (
 
 from omr_core.classes import GROUPS
 from omr_core.errors import OmrError
+from omr_core.review.evaluate_crops import crop_boxes
 from omr_core.review.inference import LoadedModel, find_checkpoints
 from omr_core.review.musicxml import midi_bytes, musicxml_bytes
 from omr_core.review.pipeline import draw_overlay, json_bytes, png_bytes
@@ -213,8 +214,8 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Notes read", len(reading.notes))
 m2.metric("Uncertain (red)", doubtful)
 m3.metric("Measures", len({(e.system, e.measure) for e in (*reading.notes, *reading.rests)}))
-if truth:
-    score = notes_read_right(reading, truth)
+score = notes_read_right(reading, truth) if truth else None
+if score is not None:
     m4.metric("Notes read right", f"{score.both_share:.1%}", help=f"pitch right {score.pitch_share:.1%}, pitch + duration {score.both_share:.1%} of {score.notes} notes")
 r1, r2 = st.columns(2)
 r1.download_button("MusicXML", xml, f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml", key="rv_dl_xml")
@@ -224,3 +225,12 @@ for k, svg in enumerate(svgs):
     n_sys = [n for n in reading.notes if n.system == k]
     c1.image(system_crop(page.gray, reading, k), caption=f"System {k + 1} on the page")
     c2.image(svg, caption=f"System {k + 1} as read: {len(n_sys)} notes, {sum(1 for n in n_sys if n.uncertain)} uncertain in red")
+if score is not None and score.wrong:
+    with st.expander(f"Notes read wrong ({len(score.wrong)})", expanded=False):
+        shown = score.wrong[:48]
+        st.image(
+            [crop_boxes(page.gray, w.bbox, min_context=int(3 * reading.staves[0].space) if reading.staves else 48, size=160) for w in shown],
+            caption=[f"{w.truth_pitch} ({w.truth_quarter_length}) read {w.read_pitch or '—'} ({w.read_quarter_length})" for w in shown],
+        )
+        if len(score.wrong) > len(shown):
+            st.caption(f"the first {len(shown)} of {len(score.wrong)}; durations in quarter notes")

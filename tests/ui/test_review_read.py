@@ -64,3 +64,25 @@ def test_a_json_that_is_not_deepscores_is_an_error_for_people(engraved: tuple[by
     at.toggle(key="rv_read").set_value(True)
     _run(at)
     assert any("expected a DeepScoresV2 annotation file" in e.value for e in at.error)
+
+
+@pytest.mark.usefixtures("workspace")
+def test_notes_read_wrong_are_shown_as_crops(engraved: tuple[bytes, bytes]) -> None:
+    """A truth that disagrees with the page (one pitch comment changed) shows up as one wrong-note crop."""
+    import re
+
+    png, js = engraved
+    changed = re.sub(rb"pitch:[A-G][#b]*\d;", b"pitch:C0;", js, count=1)
+    at = AppTest.from_file(APP, default_timeout=240)
+    _run(at)
+    at.switch_page("app_pages/review.py")
+    _run(at)
+    at.file_uploader(key="rv_page").set_value(("page.png", png, "image/png"))
+    _run(at)
+    at.file_uploader(key="rv_read_ds").set_value(("page.json", changed, "application/json"))
+    at.toggle(key="rv_read").set_value(True)
+    _run(at)
+    assert [e.label for e in at.expander] == ["Notes read wrong (1)"]
+    crops = at.expander[0].get("image")
+    assert len(crops) == 1
+    assert crops[0].proto.imgs[0].caption.startswith("C0 (")
