@@ -27,15 +27,21 @@ def _run(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-@pytest.mark.usefixtures("workspace")
-def test_read_view_renders_every_system_and_offers_musicxml_and_midi(engraved: tuple[bytes, bytes]) -> None:
-    png, js = engraved
+def _review_with_page(png: bytes) -> AppTest:
+    """The Review page with an uploaded page, as a person leaves it before reading."""
     at = AppTest.from_file(APP, default_timeout=240)
     _run(at)
     at.switch_page("app_pages/review.py")
     _run(at)
     at.file_uploader(key="rv_page").set_value(("page.png", png, "image/png"))
     _run(at)
+    return at
+
+
+@pytest.mark.usefixtures("workspace")
+def test_read_view_renders_every_system_and_offers_musicxml_and_midi(engraved: tuple[bytes, bytes]) -> None:
+    png, js = engraved
+    at = _review_with_page(png)
     at.toggle(key="rv_read").set_value(True)
     _run(at)
     assert any("Choose a model" in i.value for i in at.info)  # no model, no JSON: nothing to read yet
@@ -54,12 +60,7 @@ def test_read_view_renders_every_system_and_offers_musicxml_and_midi(engraved: t
 
 @pytest.mark.usefixtures("workspace")
 def test_a_json_that_is_not_deepscores_is_an_error_for_people(engraved: tuple[bytes, bytes]) -> None:
-    at = AppTest.from_file(APP, default_timeout=240)
-    _run(at)
-    at.switch_page("app_pages/review.py")
-    _run(at)
-    at.file_uploader(key="rv_page").set_value(("page.png", engraved[0], "image/png"))
-    _run(at)
+    at = _review_with_page(engraved[0])
     at.file_uploader(key="rv_read_ds").set_value(("heads.json", b"[1, 2]", "application/json"))
     at.toggle(key="rv_read").set_value(True)
     _run(at)
@@ -73,12 +74,7 @@ def test_notes_read_wrong_are_shown_as_crops(engraved: tuple[bytes, bytes]) -> N
 
     png, js = engraved
     changed = re.sub(rb"pitch:[A-G][#b]*\d;", b"pitch:C0;", js, count=1)
-    at = AppTest.from_file(APP, default_timeout=240)
-    _run(at)
-    at.switch_page("app_pages/review.py")
-    _run(at)
-    at.file_uploader(key="rv_page").set_value(("page.png", png, "image/png"))
-    _run(at)
+    at = _review_with_page(png)
     at.file_uploader(key="rv_read_ds").set_value(("page.json", changed, "application/json"))
     at.toggle(key="rv_read").set_value(True)
     _run(at)
