@@ -16,14 +16,20 @@ from ui.review import (
     model_cached,
     overlay_figure,
     page_uri_cached,
+    read_cached,
     review_cached,
     save_upload,
+    system_crop,
+    system_svgs_cached,
 )
 
 from omr_core.classes import GROUPS
 from omr_core.errors import OmrError
+from omr_core.review.evaluate_crops import crop_boxes
 from omr_core.review.inference import LoadedModel, find_checkpoints
+from omr_core.review.musicxml import midi_bytes, musicxml_bytes
 from omr_core.review.pipeline import draw_overlay, json_bytes, png_bytes
+from omr_core.review.reading_truth import NoteTruth, deepscores_page_from_bytes, notes_read_right
 from omr_core.review.reconstruct import parse_noteheads
 from omr_core.workspace import get_workspace
 
@@ -170,3 +176,61 @@ e3.download_button(
     "application/json",
     key="rv_dl_ds",
 )
+
+# ------------------------------------------------------------------------------------------------------ read
+st.subheader("Read the music")
+gt_up = st.file_uploader(
+    "Symbols to read instead of the model's (optional: this page's DeepScoresV2 JSON)",
+    type=["json"],
+    key="rv_read_ds",
+    help="Reads the page's own annotations (ground truth); pages engraved by `omr synth` also say how many notes were read right.",
+)
+if not st.toggle("Read the notes", key="rv_read", help="Pitch, rhythm, chords and measures, rendered back with verovio next to the page."):
+    st.stop()
+symbols: list[object] = list(result.detections)
+truth: tuple[NoteTruth, ...] = ()
+symbols_key = f"{model_key}:{conf}:{iou}:{imgsz}:{tile}"
+if gt_up is not None:
+    try:
+        dpage = deepscores_page_from_bytes(gt_up.getvalue(), gt_up.name)
+    except OmrError as exc:
+        st.error(str(exc))
+        st.stop()
+    symbols, truth, symbols_key = list(dpage.glyphs), dpage.truth, digest(gt_up.getvalue())
+elif not result.detections:
+    st.info("Choose a model (or upload this page's DeepScoresV2 JSON) to read the notes.")
+    st.stop()
+try:
+    reading = read_cached(f"{page_key}:{page_no}", symbols_key, page.gray, symbols)
+    xml = musicxml_bytes(reading, title=stem)
+    svgs = system_svgs_cached(f"{page_key}:{page_no}", symbols_key, reading)
+except OmrError as exc:
+    st.error(str(exc))
+    st.stop()
+for m in reading.messages:
+    st.warning(m)
+doubtful = sum(1 for n in reading.notes if n.uncertain)
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Notes read", len(reading.notes))
+m2.metric("Uncertain (red)", doubtful)
+m3.metric("Measures", len({(e.system, e.measure) for e in (*reading.notes, *reading.rests)}))
+score = notes_read_right(reading, truth) if truth else None
+if score is not None:
+    m4.metric("Notes read right", f"{score.both_share:.1%}", help=f"pitch right {score.pitch_share:.1%}, pitch + duration {score.both_share:.1%} of {score.notes} notes")
+r1, r2 = st.columns(2)
+r1.download_button("MusicXML", xml, f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml", key="rv_dl_xml")
+r2.download_button("MIDI", lambda: midi_bytes(reading), f"{stem}.mid", "audio/midi", key="rv_dl_midi")
+for k, svg in enumerate(svgs):
+    c1, c2 = st.columns(2)
+    n_sys = [n for n in reading.notes if n.system == k]
+    c1.image(system_crop(page.gray, reading, k), caption=f"System {k + 1} on the page")
+    c2.image(svg, caption=f"System {k + 1} as read: {len(n_sys)} notes, {sum(1 for n in n_sys if n.uncertain)} uncertain in red")
+if score is not None and score.wrong:
+    with st.expander(f"Notes read wrong ({len(score.wrong)})", expanded=False):
+        shown = score.wrong[:48]
+        st.image(
+            [crop_boxes(page.gray, w.bbox, min_context=int(3 * reading.staves[0].space) if reading.staves else 48, size=160) for w in shown],
+            caption=[f"{w.truth_pitch} ({w.truth_quarter_length}) read {w.read_pitch or '—'} ({w.read_quarter_length})" for w in shown],
+        )
+        if len(score.wrong) > len(shown):
+            st.caption(f"the first {len(shown)} of {len(score.wrong)}; durations in quarter notes")

@@ -17,7 +17,10 @@ import streamlit as st
 from omr_core.classes import GROUPS
 from omr_core.review.images import PageImage, load_page, page_count
 from omr_core.review.inference import LoadedModel, load_model
+from omr_core.review.musicxml import musicxml_bytes, system_reading, verovio_svg
 from omr_core.review.pipeline import GROUP_COLORS, LAYER_COLORS, ReviewResult, png_bytes, review_page
+from omr_core.review.reading import Reading
+from omr_core.review.reading_pipeline import read_review
 
 #: Layers the overlay can show (key -> label).
 LAYERS: dict[str, str] = {
@@ -211,3 +214,25 @@ def counts_table(result: ReviewResult) -> pd.DataFrame:
         else:
             rows.append({"class": name, "group": group_of(name), "count": n})
     return pd.DataFrame(rows, columns=["class", "group", "count"])
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the music…")
+def read_cached(page_key: str, symbols_key: str, _gray: np.ndarray, _symbols: list[Any]) -> Reading:
+    """`read_review` cached on the page and the symbols it reads (model settings or uploaded JSON)."""
+    return read_review(_gray, _symbols)
+
+
+@st.cache_data(max_entries=8, show_spinner="Engraving what was read…")
+def system_svgs_cached(page_key: str, symbols_key: str, _reading: Reading) -> list[str]:
+    """Each system of a reading rendered by verovio (SVG), cached like the reading."""
+    return [verovio_svg(musicxml_bytes(system_reading(_reading, k))) for k in range(len(_reading.systems))]
+
+
+def system_crop(gray: np.ndarray, reading: Reading, system: int) -> np.ndarray:
+    """The page around one system (three staff spaces above and below)."""
+    sy = reading.systems[system]
+    sp = reading.staves[sy.staves[0]].space
+    h, w = gray.shape
+    y0, y1 = max(0, int(sy.y0 - 4 * sp)), min(h, int(sy.y1 + 4 * sp))
+    x0, x1 = max(0, int(sy.x0 - 2 * sp)), min(w, int(sy.x1 + sp))
+    return gray[y0:y1, x0:x1]

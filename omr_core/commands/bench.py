@@ -21,6 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--pages", action="store_true", help="also print one line per page")
     r.add_argument("--json", metavar="OUT", help="write the rows and per-page scores as JSON")
     r.set_defaults(_bench=_reconstruct)
+    rd = sub.add_parser("read", help="notes read right (pitch, pitch + duration) and reading time per page")
+    rd.add_argument("dataset", help="DeepScoresV2 annotation file written by `omr synth` (note truth, images next to it)")
+    rd.add_argument("--model", metavar="PT", help="read from this model's detections instead of the annotations")
+    rd.add_argument("--limit", type=int, help="read only the first N pages")
+    rd.add_argument("--pages", action="store_true", help="also print one line per page")
+    rd.add_argument("--wrong", type=int, default=0, metavar="N", help="also list the first N wrong notes")
+    rd.set_defaults(_bench=_read)
     a = sub.add_parser("all", help="run every bench/bench_*.py main() (one process each) and print one table")
     a.add_argument("--dir", default=None, help="benchmarks folder (default <repo>/bench)")
     a.add_argument("--only", nargs="*", default=None, help="names of benchmarks to run (e.g. bench_reconstruct)")
@@ -30,8 +37,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     fn: Callable[[argparse.Namespace], int] | None = getattr(args, "_bench", None)
     if fn is None:
-        raise OmrError("name a benchmark: `omr bench reconstruct DATASET_JSON` or `omr bench all`")
+        raise OmrError(
+            "name a benchmark: `omr bench reconstruct DATASET_JSON`, `omr bench read DATASET_JSON` or `omr bench all`"
+        )
     return fn(args)
+
+
+def _read(args: argparse.Namespace) -> int:
+    from omr_core.review.benchmark import format_rows
+    from omr_core.review.reading_benchmark import bench_reading, model_detector
+
+    detector = model_detector(args.model) if args.model else None
+    progress, close = tqdm_progress("read", unit="page")
+    try:
+        rep = bench_reading(args.dataset, detector=detector, limit=args.limit, progress=progress)
+    finally:
+        close()
+    if not rep.pages:
+        raise OmrError(f"{args.dataset}: no page with note truth and its image (pages engraved by `omr synth` have both)")
+    if args.pages:
+        for p in rep.pages:
+            s = p.score
+            print(f"{p.filename}: {s.notes} notes, pitch {s.pitch_share:.4f}, pitch + duration {s.both_share:.4f}, {p.cpu_s * 1000:.0f} ms")
+    for w in rep.total.wrong[: args.wrong]:
+        print(f"wrong: {w.truth_pitch} {w.truth_quarter_length} read {w.read_pitch} {w.read_quarter_length} at {[round(v) for v in w.bbox]}")
+    rows = rep.rows()
+    print(format_rows(rows))
+    return 0 if all(r["ok"] for r in rows) else 1
 
 
 def _reconstruct(args: argparse.Namespace) -> int:

@@ -46,11 +46,20 @@ DENSE_MEASURES = (70, 140)
 DENSE_ENOUGH = 70  # a piano piece this long fills most of a dense page
 DENSE_TEXTURES = ("piano", "string quartet", "song")
 
-#: verovio attributes copied onto the SVG so noteheads can carry DeepScoresV2's duration comment.
+#: verovio attributes copied onto the SVG so noteheads can carry DeepScoresV2's duration comment and the
+#: pitch the note was encoded with (the reading benchmark's truth, see docs/reading.md).
 _SVG_ATTRIBUTES = [
     "note@dur",
     "note@dots",
     "note@grace",
+    "note@dur.ppq",
+    "chord@dur.ppq",
+    "note@pname",
+    "note@oct",
+    "note@accid",
+    "note@accid.ges",
+    "accid@accid",
+    "accid@accid.ges",
     "chord@dur",
     "chord@dots",
     "rest@dur",
@@ -149,9 +158,9 @@ def _known_classes() -> frozenset[str]:
 
 @lru_cache(maxsize=16)
 def _piece_text(path: str, texture: str) -> str:
-    from omr_core.datasets.synth_corpus import Piece, read_piece
+    from omr_core.datasets.synth_corpus import Piece, read_piece, spell_accidentals
 
-    return read_piece(Piece(path, texture))
+    return spell_accidentals(read_piece(Piece(path, texture)))
 
 
 def ink_box(box: tuple[float, float, float, float], width: int, height: int) -> list[int] | None:
@@ -218,7 +227,7 @@ def engrave_job(
             generator of its own, so normal pages stay the same; it keeps the normal job's font and margins).
     """
     from omr_core.datasets.synth_corpus import TEXTURES, catalogue, excerpt, measure_count
-    from omr_core.datasets.synth_glyphs import classify
+    from omr_core.datasets.synth_glyphs import classify, staff_ppq
     from omr_core.datasets.synth_render import prepare_svg
     from omr_core.datasets.synth_svg import parse_page
 
@@ -293,9 +302,10 @@ def engrave_job(
         }
         if layout != "normal":
             meta["layout"] = layout
+        mei = tk.getMEI({"pageNo": page_no})
         if with_mei:
-            meta["mei"] = tk.getMEI({"pageNo": page_no})
-        yield EngravedPage(svg, geo, classify(geo, known), meta)
+            meta["mei"] = mei
+        yield EngravedPage(svg, geo, classify(geo, known, ppq=staff_ppq(mei)), meta)
 
 
 def _long_piece(rng: np.random.Generator, cat: dict[str, Any], tries: int = 8) -> tuple[Any, str, int]:

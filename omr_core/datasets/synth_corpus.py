@@ -214,3 +214,76 @@ def excerpt(xml: str, start: int, count: int) -> str:
         return f"{part.group(1)}{head}{''.join(kept)}{tail}{part.group(3)}"
 
     return _PART.sub(cut, xml)
+
+
+_NOTE = re.compile(r"<note\b[^>]*>.*?</note>", re.S)
+_FIFTHS = re.compile(r"<fifths>\s*(-?\d+)\s*</fifths>")
+_PITCH_PARTS = re.compile(
+    r"<pitch>\s*<step>([A-G])</step>\s*(?:<alter>\s*(-?[\d.]+)\s*</alter>\s*)?<octave>(\d+)</octave>\s*</pitch>", re.S
+)
+_ACCIDENTAL_NAMES = {-2: "flat-flat", -1: "flat", 0: "natural", 1: "sharp", 2: "double-sharp"}
+#: Children of <note> that follow <accidental> in MusicXML's order (the accidental goes before the first).
+_AFTER_ACCIDENTAL = re.compile(r"<(time-modification|stem|notehead|notehead-text|staff|beam|notations|lyric|play|listen)\b")
+
+
+def _key_alter(fifths: int, step: str) -> int:
+    order = "FCGDAEB" if fifths > 0 else "BEADGCF"
+    return (1 if fifths > 0 else -1) if step in order[: abs(fifths)] else 0
+
+
+def spell_accidentals(xml: str) -> str:
+    """Write out the accidentals a partwise MusicXML score implies but does not spell.
+
+    Some corpus files give a note's ``<alter>`` without an ``<accidental>``, leaving it to the renderer;
+    verovio then draws an F where the music has an F sharp, and the page no longer shows its own pitches.
+    A note gets an accidental when its alteration differs from what the key signature and the earlier
+    accidentals of its measure and staff (same step and octave) give it; tied continuations are left alone.
+    Scores that are not partwise MusicXML are returned unchanged.
+    """
+    if "<score-partwise" not in xml[:5000]:
+        return xml
+
+    def part(m: re.Match[str]) -> str:
+        fifths = 0
+
+        def measure(mm: re.Match[str]) -> str:
+            nonlocal fifths
+            held: dict[tuple[str, str, str], int] = {}
+
+            def note(nm: re.Match[str]) -> str:
+                nonlocal fifths
+                text = nm.group(0)
+                p = _PITCH_PARTS.search(text)
+                if p is None:
+                    return text
+                step, alter_text, octave = p.groups()
+                alter = int(round(float(alter_text))) if alter_text else 0
+                staff = re.search(r"<staff>\s*(\d+)\s*</staff>", text)
+                key = (staff.group(1) if staff else "1", step, octave)
+                expected = held.get(key, _key_alter(fifths, step))
+                if "<accidental" in text:
+                    held[key] = alter
+                    return text
+                if alter == expected or '<tie type="stop"' in text or alter not in _ACCIDENTAL_NAMES:
+                    return text
+                held[key] = alter
+                acc = f"<accidental>{_ACCIDENTAL_NAMES[alter]}</accidental>"
+                after = _AFTER_ACCIDENTAL.search(text)
+                at = after.start() if after else text.rindex("</note>")
+                return text[:at] + acc + text[at:]
+
+            out = []
+            pos = 0
+            body = mm.group(0)
+            # a key change inside the measure applies to the notes after it
+            for k in _FIFTHS.finditer(body):
+                out.append(_NOTE.sub(note, body[pos : k.start()]))
+                fifths = int(k.group(1))
+                out.append(body[k.start() : k.end()])
+                pos = k.end()
+            out.append(_NOTE.sub(note, body[pos:]))
+            return "".join(out)
+
+        return f"{m.group(1)}{_MEASURE.sub(measure, m.group(2))}{m.group(3)}"
+
+    return _PART.sub(part, xml)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Set
+from collections.abc import Mapping, Set
+from fractions import Fraction
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -196,18 +197,59 @@ def _nearest_staff(staves: list[StaffLines], x: float, y: float) -> StaffLines |
     return best
 
 
-def _duration(ctx: dict[str, object]) -> str | None:
+def staff_ppq(mei: str) -> dict[int, int]:
+    """Staff index (0-based) -> MEI ``ppq`` (ticks per quarter) of a page's staff definitions."""
+    out: dict[int, int] = {}
+    for m in re.finditer(r"<staffDef\b[^>]*>", mei):
+        n, q = re.search(r'\bn="(\d+)"', m.group(0)), re.search(r'\bppq="(\d+)"', m.group(0))
+        if n and q and int(q.group(1)) > 0:
+            out.setdefault(int(n.group(1)) - 1, int(q.group(1)))
+    return out
+
+
+_DUR_QUARTERS = {"long": Fraction(16), "breve": Fraction(8)}
+
+
+def _duration(ctx: dict[str, object], ppq: Mapping[int, int] | None = None) -> str | None:
+    """verovio's written duration (``4``, ``8.``), with the tuplet ratio ``*a/b`` when the note is in one.
+
+    The ratio comes from the drawn tuplet, or else from the note's real length in ticks (``dur.ppq``): a
+    source may time notes as triplets (MusicXML ``time-modification``) without a tuplet to draw.
+    """
     dur = ctx.get("dur")
     if dur is None:
         return None
     text = str(dur)
-    dots = ctx.get("dots")
-    if dots:
-        text += "." * int(str(dots))
+    dots = int(str(ctx.get("dots") or 0))
+    text += "." * dots
     tup = ctx.get("tuplet")
     if tup:
-        text += f"*{tup}"
+        return text + f"*{tup}"
+    ticks, staff = ctx.get("dur.ppq"), ctx.get("staff")
+    if ppq and ticks is not None and staff is not None and int(str(staff)) in ppq and not ctx.get("grace"):
+        written = _DUR_QUARTERS.get(str(dur)) or (Fraction(4, int(str(dur))) if str(dur).isdigit() and int(str(dur)) else None)
+        if written and int(str(ticks)) > 0:
+            ratio = Fraction(int(str(ticks)), ppq[int(str(staff))]) / (written * (2 - Fraction(1, 2**dots)))
+            if ratio != 1:
+                text += f"*{ratio.numerator}/{ratio.denominator}"
     return text
+
+
+def pitch_text(step: str, alter: int, octave: int) -> str:
+    """Scientific pitch spelling used in the ``pitch`` comment: ``C4``, ``F#5``, ``Bb3``, ``G##2``."""
+    return f"{step.upper()}{'#' * alter if alter > 0 else 'b' * -alter}{octave}"
+
+
+def _truth(ctx: dict[str, object]) -> str:
+    """The source note of a notehead as comment pairs: ``pitch``, ``grace`` and verovio's ``note`` id."""
+    parts = []
+    if "pname" in ctx:
+        parts.append(f"pitch:{pitch_text(str(ctx['pname']), int(ctx['alter']), int(ctx['oct']))};")  # type: ignore[call-overload]
+    if ctx.get("grace"):
+        parts.append(f"grace:{ctx['grace']};")
+    if ctx.get("note_id"):
+        parts.append(f"note:{ctx['note_id']};")
+    return "".join(parts)
 
 
 def _small(p: Prim, staff: StaffLines | None) -> bool:
@@ -230,12 +272,14 @@ def _split_octave_clef(p: Prim, staff: StaffLines | None) -> tuple[Box, Box]:
     return (x0, cut + 0.1 * space, x1, y1), num
 
 
-def classify(page: PageGeometry, known: Set[str]) -> Classified:
+def classify(page: PageGeometry, known: Set[str], *, ppq: Mapping[int, int] | None = None) -> Classified:
     """Decide the official class of every primitive of a page.
 
     Args:
         page: The parsed page.
         known: Official deepscores-set class names (a class missing here is reported as unmapped).
+        ppq: Ticks per quarter per staff index (`staff_ppq` of the page's MEI), so notes timed as tuplets
+            without a drawn tuplet get their ratio in the ``duration`` comment.
 
     Returns:
         Symbols to annotate and the unmapped counts.
@@ -288,10 +332,11 @@ def classify(page: PageGeometry, known: Set[str]) -> Classified:
                 if _small(p, staff):
                     base += "Small"
                 parts = []
-                dur = _duration(p.ctx)
+                dur = _duration(p.ctx, ppq)
                 if dur:
                     parts.append(f"duration:{dur};")
                 parts.append(f"rel_position:{rel};")
+                parts.append(_truth(p.ctx))
                 add(base, [p], "".join(parts))
                 continue
             if name in ACCIDENTALS:

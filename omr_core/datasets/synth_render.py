@@ -20,8 +20,9 @@ RENDERERS = ("auto", "resvg", "skia")
 #: verovio's hidden placeholders (``class="… placeholder"``, hidden by its CSS): removed before rendering
 #: so a renderer that ignores CSS cannot draw them.
 _PLACEHOLDER = re.compile(
-    r'<g [^>]*class="[^"]*\bplaceholder\b[^"]*"[^>]*>\s*(?:<ellipse[^>]*/>\s*)*</g>|'
-    r'<g [^>]*class="[^"]*\bplaceholder\b[^"]*"[^>]*/>'
+    # a self-closing placeholder must not be read as an open one (that would eat its parent's </g>)
+    r'<g [^>]*class="[^"]*\bplaceholder\b[^"]*"[^>]*/>|'
+    r'<g [^>]*class="[^"]*\bplaceholder\b[^"]*"[^>]*(?<!/)>\s*(?:<ellipse[^>]*/>\s*)*</g>'
 )
 _SHAPE_OPEN = re.compile(r"<(path|polygon|polyline|rect|ellipse) ")
 #: Text in a SMuFL music font (tempo marks' note symbols): no text font has these glyphs, so a renderer

@@ -361,6 +361,31 @@ class PageGeometry:
     root: ET.Element
 
 
+#: MEI accidental values -> alteration in semitones.
+ACCID_ALTER = {"s": 1, "f": -1, "n": 0, "x": 2, "ss": 2, "ff": -2, "ns": 1, "nf": -1, "xs": 3, "ts": 3, "tf": -3}
+
+
+def note_pitch(el: ET.Element) -> dict[str, object]:
+    """The encoded pitch of a verovio ``<g class="note">`` (from the ``data-`` attributes the engraver asks for).
+
+    The alteration is the one the note sounds with: its own accidental when it shows one, else the gestural
+    one verovio derives from the key signature and earlier accidentals in the measure (``accid.ges``).
+
+    Returns:
+        ``note_id``, and ``pname`` (a-g), ``oct`` and ``alter`` when the note has a pitch.
+    """
+    out: dict[str, object] = {"note_id": el.get("id", "")}
+    pname, octave = el.get("data-pname"), el.get("data-oct")
+    if not pname or octave is None:
+        return out
+    accid = el.get("data-accid") or el.get("data-accid.ges")
+    for child in el.iter(f"{SVG_NS}g"):
+        if (child.get("class") or "").split()[:1] == ["accid"]:
+            accid = child.get("data-accid") or child.get("data-accid.ges") or accid
+    out.update(pname=pname.lower(), oct=int(octave), alter=ACCID_ALTER.get(accid or "n", 0))
+    return out
+
+
 def _length(v: str | None) -> float:
     if not v:
         return 0.0
@@ -510,10 +535,12 @@ class _Walker:
                 self.staff_in_measure += 1
                 self.read_staff_lines(el, m, ctx, sw)
             elif first in ("note", "chord", "rest", "mRest", "multiRest"):
-                for key in ("dur", "dots", "grace"):
+                for key in ("dur", "dots", "grace", "dur.ppq"):
                     v = el.get(f"data-{key}")
                     if v is not None:
                         ctx[key] = v
+                if first == "note":
+                    ctx.update(note_pitch(el))
             elif first == "tuplet":
                 num, base = el.get("data-num"), el.get("data-numbase")
                 if num and base:

@@ -69,9 +69,21 @@ def crop_case(
     Returns:
         ``(h, w, 3)`` uint8 RGB array with the ground truth in green and the prediction in red.
     """
+    return crop_boxes(read_page(path), gt_box, pred_box, context=context, min_context=min_context, size=size)
+
+
+def crop_boxes(
+    page: np.ndarray,
+    gt_box: Any = None,
+    pred_box: Any = None,
+    *,
+    context: float = 1.0,
+    min_context: int = 24,
+    size: int = 192,
+) -> np.ndarray:
+    """`crop_case` on a page already in memory (a grey ``(h, w)`` array)."""
     import cv2
 
-    page = read_page(path)
     boxes = [b for b in (_finite_box(gt_box), _finite_box(pred_box)) if b is not None]
     if not boxes:
         raise OmrError("a case needs a ground-truth or a predicted box")

@@ -1,0 +1,70 @@
+"""Benchmark reading the music from ground-truth symbols on held-out engraved pages (clean and scan).
+
+Engraves pages with the offline engraver (seed 29, not used while writing the reader), reads every page from its
+own DeepScoresV2 annotations plus its image (staves, barlines and beam lines from the ink), and scores the notes
+against the note truth the engraver recorded (`pitch`/`duration` comments): share of notes with the right pitch,
+with the right pitch and duration, MusicXML reopened in music21 and verovio, reading time per page on one core.
+``--model M`` also reads from that model's detections (the reference model's half of issue #14).
+Run ``.venv/bin/python bench/bench_read.py [--pages N] [--data DIR] [--model best.pt]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent)]
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from omr_core.review.benchmark import format_rows  # noqa: E402
+from omr_core.review.reading_benchmark import bench_reading, model_detector  # noqa: E402
+
+
+def _engrave(root: Path, degrade: str, pages: int, seed: int) -> Path:
+    from omr_core.datasets.synth import synth_dataset
+
+    out = root / f"read-{degrade}-s{seed}-{pages}"
+    if not (out / "deepscores_test.json").is_file():
+        synth_dataset(out, pages=pages, seed=seed, test_fraction=0.5, degrade=degrade, overwrite=True, workers=1)
+    return out / "deepscores_test.json"
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Engrave, read and score; returns the rows (figure, value, target, ok)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--pages", type=int, default=64, help="pages engraved per degrade (half are test pages, read here)")
+    ap.add_argument("--data", help="keep the engraved datasets here (reused when present)")
+    ap.add_argument("--seed", type=int, default=29, help="engraver seed")
+    ap.add_argument("--model", help="also read from this model's detections")
+    args = ap.parse_args(argv if argv is not None else [])
+    rows: list[dict[str, Any]] = []
+    ctx = tempfile.TemporaryDirectory() if not args.data else None
+    root = Path(args.data) if args.data else Path(ctx.name)  # type: ignore[union-attr]
+    try:
+        for degrade in ("none", "scan"):
+            test_json = _engrave(root, degrade, args.pages, args.seed)
+            rep = bench_reading(test_json)
+            rows += rep.rows(f"{degrade}, ground truth")
+            for p in rep.pages:
+                if not p.export_ok:
+                    rows.append({"figure": f"  export failed: {p.filename}", "value": p.export_message[:60], "target": "", "ok": False})
+            if args.model:
+                rows += bench_reading(test_json, detector=model_detector(args.model)).rows(f"{degrade}, model")
+    finally:
+        if ctx is not None:
+            ctx.cleanup()
+    return rows
+
+
+if __name__ == "__main__":
+    out = main(sys.argv[1:])
+    print(format_rows(out))
+    sys.exit(0 if all(r["ok"] for r in out) else 1)
