@@ -39,6 +39,9 @@ class Thresholds:
         sample_max_age_s: GPU samples older than this are ignored.
         diverge_start_factor: A loss this many times its own first value is diverging ...
         diverge_growth: ... and so is one this many times the lowest value it had reached (orders of magnitude).
+        diverge_floor: Loss values below this count as this when compared: box and DFL losses sit near 0 while the
+            assigner has no positives yet and then wake up to their usual 1-5 (a real tiny run: val/box_loss 6e-05
+            in epoch 1, 2.08 in epoch 32), so a near-zero first value is no yardstick.
         diverge_window: Batches per median when per-batch losses are compared (one noisy batch is not a trend).
         flat_epochs: Epochs with mAP50 under ``flat_map`` before "not learning" can fire ...
         flat_map: ... (what counts as zero) ...
@@ -55,6 +58,7 @@ class Thresholds:
     sample_max_age_s: float = 30.0
     diverge_start_factor: float = 10.0
     diverge_growth: float = 100.0
+    diverge_floor: float = 1.0
     diverge_window: int = 10
     flat_epochs: int = 3
     flat_map: float = 1e-3
@@ -193,12 +197,12 @@ def live_alerts(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) 
 def _diverged(v: np.ndarray, th: Thresholds) -> tuple[float, float, str] | None:
     """(last, reference, "its first value" / "its lowest value") when the series diverged, else None."""
     v = v[np.isfinite(v)]
-    if v.size < 2 or v[0] <= 0:
+    if v.size < 2:
         return None
-    last, low = float(v[-1]), float(v[:-1].min())
-    if last > th.diverge_start_factor * float(v[0]):
-        return last, float(v[0]), "its first value"
-    if low > 0 and last >= th.diverge_growth * low:
+    last, first, low = float(v[-1]), float(v[0]), float(v[:-1].min())
+    if last > th.diverge_start_factor * max(first, th.diverge_floor):
+        return last, first, "its first value"
+    if last >= th.diverge_growth * max(low, th.diverge_floor):
         return last, low, "its lowest value"
     return None
 
