@@ -209,16 +209,31 @@ def launch_form() -> None:
 # ------------------------------------------------------------------------------------------------------ monitor
 
 
-def _controls(view: RunView, s: RunSummary) -> None:
-    c1, c2, c3, c4, c5 = st.columns([1, 1.6, 1, 1.2, 2.2])
+_STOP_LABELS = {"epoch": "at the end of this epoch", "batch": "after this batch"}
+
+
+def _stop_choice(s: RunSummary) -> str:
+    """The stop mode radio (epoch end by default) with what it does to the epoch in progress."""
     key = s.name
+    at = st.radio("Stop", launcher.STOP_MODES, format_func=_STOP_LABELS.get, key=f"stop_when_{key}", horizontal=True,
+                  disabled=not s.live)
+    if s.live:
+        st.caption(launcher.stop_consequence(str(at), s.current_epoch, s.batch, s.batches))
+    return str(at)
+
+
+def _controls(view: RunView, s: RunSummary) -> None:
+    key = s.name
+    pending = launcher.pending_stop(s.path) if s.live else None
+    note = st.empty()
+    c0, c1, c3, c4, c5 = st.columns([3, 0.9, 0.9, 1.1, 2.2], vertical_alignment="bottom")
     try:
-        if c1.button("Stop", icon=":material/pause:", key=f"stop_{key}", disabled=not s.live, help="Stop after the current batch; the run stays resumable (a last validation runs first)") and can_act("Stopping a run"):
-            launcher.stop(s.name, ws.runs, at="batch")
-            st.toast(f"Stop requested for {s.name}")
-        if c2.button("Stop at epoch end", icon=":material/stop:", key=f"stop_epoch_{key}", disabled=not s.live) and can_act("Stopping a run"):
-            launcher.stop(s.name, ws.runs, at="epoch")
-            st.toast(f"{s.name} stops at the end of this epoch")
+        with c0:
+            at = _stop_choice(s)
+        if c1.button("Stop", icon=":material/pause:", key=f"stop_{key}", disabled=not s.live or bool(pending),
+                     help="Graceful: the run stays resumable (a last validation runs first)") and can_act("Stopping a run"):
+            launcher.stop(s.name, ws.runs, at=at)
+            pending = at
         if c3.button("Kill", icon=":material/dangerous:", key=f"kill_{key}", disabled=not s.live, help="SIGKILL the whole process group now") and can_act("Killing a run"):
             launcher.kill(s.name, ws.runs)
             st.toast(f"Killed {s.name}")
@@ -228,7 +243,8 @@ def _controls(view: RunView, s: RunSummary) -> None:
             launcher.resume(s.name, ws.runs)
             st.toast(f"Resuming {s.name}")
         with c5:
-            sure = st.checkbox(f"I want to delete {s.name} and all its files", key=f"del_ok_{key}", disabled=s.live)
+            sure = st.checkbox("Yes, delete all its files", key=f"del_ok_{key}", disabled=s.live,
+                               help=f"Deletes the run folder {s.path} and everything in it")
             if st.button("Delete", icon=":material/delete:", key=f"delete_{key}", disabled=s.live or not sure) and can_act("Deleting a run"):
                 delete_run(ws.runs, s.name)
                 run_view.clear()
@@ -236,6 +252,9 @@ def _controls(view: RunView, s: RunSummary) -> None:
                 st.rerun()
     except OmrError as exc:
         st.error(str(exc))
+    if pending:
+        note.info(f"Stop requested: {launcher.stop_consequence(pending, s.current_epoch, s.batch, s.batches)}",
+                  icon=":material/pause_circle:")
     if s.state == "finished":
         st.caption("Finished. Ultralytics cannot raise epochs on resume: to train longer, launch a new run with "
                    f"model `{s.path / 'weights' / 'last.pt'}`.")
@@ -250,7 +269,10 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
         st.warning("Damaged run files (a worker killed mid-write, a full disk?); the page skipped what it could not "
                    "read: " + " · ".join(damage), icon=":material/broken_image:")
     m = st.columns(7)
-    m[0].metric("Epoch", f"{s.epoch}/{s.epochs or '?'}")
+    if s.live and s.current_epoch:  # "Epoch 0/10, Batch 2/6" in the first epoch reads as a bug: name the epoch
+        m[0].metric("Epoch in progress", f"{s.current_epoch} of {s.epochs or '?'}", help=f"{s.epoch} epoch(s) done")
+    else:
+        m[0].metric("Epoch", f"{s.epoch}/{s.epochs or '?'}", help="epochs done of planned")
     m[1].metric("Batch", f"{s.batch}/{s.batches}" if s.batch is not None and s.live else "–")
     m[2].metric("Best mAP50-95", f"{s.best_map:.4f}" if s.best_map is not None else "–",
                 help=f"epoch {s.best_epoch}" if s.best_epoch else None)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -68,7 +69,8 @@ def test_runs_table_and_live_panel(workspace: Path) -> None:
     assert live["ETA"] not in ("", "–")
     assert at.selectbox(key="monitor_run").value == "live"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Epoch"] == "4/20" and metrics["Batch"] == "25/50"
+    # 4 epochs done, batch 25 of the fifth: say which epoch is in progress (not "Epoch 4/20, Batch 25/50").
+    assert metrics["Epoch in progress"] == "5 of 20" and metrics["Batch"] == "25/50" and "Epoch" not in metrics
     text = at.text[0].value
     assert "Last epoch 4" in text and "batch 25/50" in text
     assert len(at.get("plotly_chart")) == 7  # losses, metrics, batches, lr, memory, util, throughput
@@ -88,9 +90,18 @@ def test_vanished_worker_shows_failed_with_alerts(workspace: Path) -> None:
 
 def test_stop_and_kill_buttons(workspace: Path, sleeper: subprocess.Popen[bytes]) -> None:
     at = _open()
+    # Stopping at the end of the epoch is the default, and the page says what each choice does before stopping.
+    assert at.radio(key="stop_when_live").value == "epoch"
+    captions = " ".join(c.value for c in at.caption)
+    assert "Finishes epoch 5 (25 more batches), validates it, then stops; resume starts at epoch 6." in captions
+    at.radio(key="stop_when_live").set_value("batch").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "Stops after batch 25/50 of epoch 5: the other 25 batches of epoch 5 are skipped" in captions
+    at.radio(key="stop_when_live").set_value("epoch").run()
     at.button(key="stop_live").click().run()
     assert not at.exception
-    assert (workspace / "runs" / "live" / "stop.request").exists()
+    assert orjson.loads((workspace / "runs" / "live" / "stop.request").read_bytes())["mode"] == "epoch"
+    assert any("Stop requested: Finishes epoch 5" in i.value for i in at.info), [i.value for i in at.info]
     at.button(key="kill_live").click().run()
     assert sleeper.wait(10) == -9
     doc = read_run_json(workspace / "runs" / "live")
