@@ -284,9 +284,12 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
     ep_line, batch_line = last_values_text(view)
     st.text(f"{ep_line}\n{batch_line}")
     _controls(view, s)
-    smoothing = st.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="monitor_smoothing",
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="monitor_smoothing",
                           help="Exponential moving average of the curves (raw values stay faint behind)")
-    figs = live_figures(view, smoothing)
+    log_y = c2.toggle("Log scale (losses)", key="monitor_log_y",
+                      help="Loss axes in powers of ten: a loss growing by orders of magnitude stays readable")
+    figs = live_figures(view, smoothing, log_y)
     if not figs:
         st.info("Waiting for the first batch (Ultralytics is loading the data and building the model)…")
     order = ["losses", "metrics", "batches", "lr", "memory", "util", "throughput"]

@@ -160,3 +160,23 @@ def test_empty_workspace_offers_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
 def test_no_demo_button_once_there_are_runs(workspace: Path) -> None:
     at = _open()
     assert not [b for b in at.button if b.key == "demo_start"]
+
+
+def _loss_axis_types(at: AppTest) -> list[str]:
+    import json
+
+    types = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = str(spec["layout"].get("title", {}).get("text", ""))
+        if title.startswith(("Losses per epoch", "Epoch ")):
+            types.append(spec["layout"].get("yaxis", {}).get("type", "linear"))
+    return types
+
+
+def test_loss_charts_have_a_log_scale(workspace: Path) -> None:
+    at = _open()
+    assert _loss_axis_types(at) == ["linear", "linear"]  # per epoch and the batches of the epoch in progress
+    at.toggle(key="monitor_log_y").set_value(True).run()
+    assert not at.exception
+    assert _loss_axis_types(at) == ["log", "log"]
