@@ -71,11 +71,13 @@ def plan_optimizer(args: Mapping[str, Any], nc: int | None, train_images: int | 
     iterations = math.ceil(train_images / max(batch, nbs)) * epochs
     if iterations > AUTO_ITERATIONS:
         return OptimizerPlan("MuSGD", 0.01, 0.9, True, iterations, acc,
-                             f"optimizer=auto: {iterations} iterations > {AUTO_ITERATIONS} → MuSGD lr0 0.01, momentum 0.9")
+                             f"optimizer=auto ignores lr0 and momentum: {iterations} iterations > {AUTO_ITERATIONS} → "
+                             "MuSGD, lr0 0.01, momentum 0.9")
     classes = 10 if nc is None else nc  # Ultralytics' own fallback when data has no nc
     lr = round(0.002 * 5 / (4 + classes), 6)
     return OptimizerPlan("AdamW", lr, 0.9, True, iterations, acc,
-                         f"optimizer=auto: {iterations} iterations ≤ {AUTO_ITERATIONS} → AdamW, lr0 = 0.002·5/(4+nc) "
+                         f"optimizer=auto ignores lr0 and momentum: {iterations} iterations ≤ {AUTO_ITERATIONS} → AdamW, "
+                         "lr0 = 0.002·5/(4+nc) "
                          f"= {lr:g} for nc {classes}, momentum 0.9")
 
 

@@ -180,3 +180,33 @@ def test_loss_charts_have_a_log_scale(workspace: Path) -> None:
     at.toggle(key="monitor_log_y").set_value(True).run()
     assert not at.exception
     assert _loss_axis_types(at) == ["log", "log"]
+
+
+def test_form_defaults_to_sheet_music_and_shows_the_real_optimizer(workspace: Path) -> None:
+    sheet = make_tiny_dataset(workspace / "datasets" / "a-sheet", n_train=16, n_val=2)
+    text = sheet.read_text()
+    for old, new in (("0: box", "0: noteheadBlackOnLine"), ("1: ellipse", "1: clefG"), ("2: bar", "2: restQuarter")):
+        text = text.replace(old, new)
+    sheet.write_text(text)
+    make_tiny_dataset(workspace / "datasets" / "b-shapes", n_train=2, n_val=1)
+    at = _open()
+    assert at.selectbox(key="tr_data_pick").value == str(sheet)
+    # DeepScoresV2 class names: the sheet-music preset (no flips, no colour jitter), and why.
+    assert at.selectbox(key="tr_preset").value == "sheet-music"
+    captions = " ".join(c.value for c in at.caption)
+    assert "3 of 3 class names are DeepScoresV2's" in captions
+    # optimizer=auto ignores lr0: the form says what Ultralytics will really use (16 images, batch 16, 100 epochs:
+    # 100 iterations -> AdamW with lr0 0.002*5/(4+3)).
+    assert "Optimizer that will be used: **AdamW**, lr0 0.001429, momentum 0.9" in captions, captions
+    assert at.number_input(key="tr_lr0").placeholder == "0.001429 (auto)"
+    assert "(default)" not in at.number_input(key="tr_lr0").placeholder
+    at.selectbox(key="tr_optimizer").set_value("SGD").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "Optimizer that will be used: **SGD**, lr0 0.01, momentum 0.937" in captions, captions
+
+    # Other data: Ultralytics' own defaults; a preset the person picked stays picked.
+    at.selectbox(key="tr_data_pick").set_value(str(workspace / "datasets" / "b-shapes" / "data.yaml")).run()
+    assert at.selectbox(key="tr_preset").value == "ultralytics"
+    at.selectbox(key="tr_preset").set_value("stable").run()
+    at.selectbox(key="tr_data_pick").set_value(str(sheet)).run()
+    assert at.selectbox(key="tr_preset").value == "stable"
