@@ -324,7 +324,7 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
     if damage:
         st.warning("Damaged run files (a worker killed mid-write, a full disk?); the page skipped what it could not "
                    "read: " + " · ".join(damage), icon=":material/broken_image:")
-    m = st.columns(7)
+    m = [*st.columns(4), *st.columns(4)]  # two rows: in seven columns at 1280 px labels and durations were cut short
     if s.live and s.current_epoch:  # "Epoch 0/10, Batch 2/6" in the first epoch reads as a bug: name the epoch
         m[0].metric("Epoch in progress", f"{s.current_epoch} of {s.epochs or '?'}", help=f"{s.epoch} epoch(s) done")
     else:
@@ -340,7 +340,7 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
     ep_line, batch_line = last_values_text(view)
     st.text(f"{ep_line}\n{batch_line}")
     _controls(view, s)
-    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([3, 1.2], vertical_alignment="bottom")
     smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="monitor_smoothing",
                           help="Exponential moving average of the curves (raw values stay faint behind)")
     log_y = c2.toggle("Log scale (losses)", key="monitor_log_y",
