@@ -92,7 +92,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
             {
                 "run": s.name,
                 "state": s.state,
-                "epoch": f"{s.epoch}/{s.epochs or '?'}",
+                "epoch": s.epoch_text,
                 "batch": prog,
                 "batch i/n": f"{s.batch}/{s.batches}" if s.live and s.batch is not None else "",
                 "best mAP50-95": s.best_map,

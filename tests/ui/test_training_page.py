@@ -65,7 +65,8 @@ def test_runs_table_and_live_panel(workspace: Path) -> None:
     states = dict(zip(table["run"], table["state"]))
     assert states == {"live": "running", "crashed": "failed", "detect/train3": "finished"}
     live = table[table["run"] == "live"].iloc[0]
-    assert live["epoch"] == "4/20" and live["batch i/n"] == "25/50" and live["batch"] == pytest.approx(0.5)
+    assert live["epoch"] == "5 of 20, in progress" and live["batch i/n"] == "25/50" and live["batch"] == pytest.approx(0.5)
+    assert table[table["run"] == "detect/train3"].iloc[0]["epoch"] == "2/2"
     assert live["ETA"] not in ("", "–")
     assert at.selectbox(key="monitor_run").value == "live"
     metrics = {m.label: m.value for m in at.metric}

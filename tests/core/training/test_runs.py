@@ -176,3 +176,17 @@ def test_controls_refuse_what_cannot_be_done(tmp_path: Path) -> None:
     _foreign_run(root / "half", rows=2, epochs=5)
     with pytest.raises(RunError, match="no resumable checkpoint"):
         launcher.resume("half", root)
+
+
+def test_runs_verb_names_the_epoch_in_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import psutil
+    from run_fixtures import write_run
+
+    from omr_core.cli import main
+
+    me = psutil.Process()
+    write_run(tmp_path / "runs" / "first", epochs_done=0, epochs=10, batches_per_epoch=6, state="running", pid=me.pid,
+              pid_create_time=me.create_time())
+    assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 10, in progress" in out and "0/10" not in out and "3/6" in out  # batch 3 of 6 in the first epoch
