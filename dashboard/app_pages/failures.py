@@ -175,7 +175,7 @@ except OmrError as exc:
 if ev.warning:
     st.warning(ev.warning, icon=":material/warning:")
 s = ev.summary
-m1, m2, m3, m4, m5 = st.columns(5)
+m1, m2, m3, m4, m5 = st.columns([1, 1, 1, 1, 1.5])  # room for "Classes without labels" and its help icon
 m1.metric("Precision", f"{s.get('precision', 0):.3f}")
 m2.metric("Recall", f"{s.get('recall', 0):.3f}")
 m3.metric("mAP50", f"{s.get('map50', 0):.3f}")

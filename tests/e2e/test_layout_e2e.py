@@ -25,12 +25,15 @@ _CLIPPED_JS = """
   const sel = ['[data-testid="stButtonGroup"] button', '[data-testid="stMetricValue"]', '[data-testid="stMetricLabel"]',
                '[data-testid="stWidgetLabel"] p', '[data-baseweb="tag"]', '[data-baseweb="select"]',
                '[data-testid="stBaseButton-secondary"]', '[data-testid="stBaseButton-primary"]'];
-  const clips = e => ['hidden', 'clip', 'auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+  const clips = e => ['hidden', 'clip', 'auto', 'scroll'].includes(getComputedStyle(e).overflowX)
+                  || ['hidden', 'clip'].includes(getComputedStyle(e).overflowY);
   const out = [];
   for (const el of document.querySelectorAll(sel.map(s => '[data-testid="stMain"] ' + s).join(','))) {
     if (el.offsetParent === null) continue;  // hidden (another tab)
     // Text wider than its own box (cut or ellipsised) ...
-    let cut = [el, ...el.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1 && clips(e));
+    // (Streamlit ellipsises labels with a one-line clamp: the overflow shows in the height, not the width.)
+    const over = e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1;
+    let cut = [el, ...el.querySelectorAll('*')].some(e => over(e) && clips(e));
     // ... or the element pushed out of an ancestor that hides what overflows (a row of pills that does not wrap).
     const r = el.getBoundingClientRect();
     for (let a = el.parentElement; a && !cut && a.dataset.testid !== 'stMain'; a = a.parentElement) {
@@ -124,3 +127,28 @@ def test_training_and_compare_are_not_clipped(dashboard_env: dict[str, str], das
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+@pytest.mark.slow
+def test_failures_page_is_not_clipped(
+    tmp_path_factory: pytest.TempPathFactory, dashboard_env: dict[str, str], dashboard_server: str, browser_page: Any
+) -> None:
+    from test_evaluate_fixture import install_run, trained_run
+
+    from omr_core.review.evaluate import evaluate
+
+    run = trained_run(tmp_path_factory.mktemp("evaluate-layout"))
+    installed = install_run(run.run, Path(dashboard_env["OMR_WORKSPACE"]) / "runs")
+    evaluate(installed / "weights" / "best.pt", run.data, "val", imgsz=160)  # the page's defaults: a cache hit
+    page = browser_page
+    page.goto(f"{dashboard_server}/failures")
+    wait_for_app(page)
+    page.get_by_text("Cached evaluation from").first.wait_for()
+    assert page.get_by_role("button", name="Re-evaluate").count() == 1
+    _check_widths(page, "failures-table")
+    page.get_by_role("tab", name="Galleries").click()
+    page.get_by_text("Kinds", exact=True).first.wait_for()
+    _check_widths(page, "failures-galleries")
+    page.get_by_role("tab", name="Confusion matrix").click()
+    page.locator(".st-key-fail_cm_chart").first.wait_for()
+    _check_widths(page, "failures-confusion")
