@@ -41,8 +41,9 @@ def class_status(row: pd.Series, confused_with: pd.Series) -> str:
         confused_with: This class's missed objects that a box of another class covers, by that class's name.
 
     Returns:
-        A short phrase: ``ok``, ``no labels``, ``never detected``, ``confused with X (n of N)``, ``mostly missed``,
-        ``localisation``, ``many false detections`` or ``weak``, with the numbers behind it.
+        A short phrase: ``ok``, ``no labels``, ``never detected``, ``confused with X: n of N``, ``mostly missed``,
+        ``localisation``, ``many false detections`` or ``weak``, with the numbers behind it (kept short: it is
+        one line of the per-class table).
     """
     n = int(row["instances"])
     if not bool(row["labelled"]) or n <= 0:
@@ -52,22 +53,22 @@ def class_status(row: pd.Series, confused_with: pd.Series) -> str:
     confused = int(confused_with.sum())
     if confused and confused >= CONFUSED_SHARE * max(fn, 1) and tp < MOSTLY_MISSED * n:
         top = confused_with.idxmax()
-        return f"confused with {top} ({int(confused_with.max())} of {n})"
+        return f"confused with {top}: {int(confused_with.max())} of {n}"
     below = int(row.get("fn_below_threshold", 0))
-    hint = f"; {below} more below the threshold" if below else ""
+    hint = f", {below} below threshold" if below else ""  # short: the status column is one line in the table
     if tp == 0:
-        return f"never detected (0 of {n} found{hint})"
+        return f"never detected: 0 of {n} found{hint}"
     if tp < MOSTLY_MISSED * n:
-        return f"mostly missed ({tp} of {n} found{hint})"
+        return f"mostly missed: {tp} of {n} found{hint}"
     if ap50 >= LOCALISATION_AP50 and ap < LOCALISATION_RATIO * ap50:
-        return f"localisation (AP50 {ap50:.2f}, AP50-95 {ap:.2f})"
+        return f"localisation: AP50 {ap50:.2f}, AP50-95 {ap:.2f}"
     precision = float(row["precision"])
     if fp > n and precision < MOSTLY_MISSED:  # Ultralytics' P is at its best threshold: low there, low anywhere
         on_others = int(row.get("fp_class", 0))
-        where = f", {on_others} on other classes' objects" if on_others * 2 >= fp else ""
-        return f"many false detections ({fp} for {n} objects{where}; P {precision:.2f})"
+        where = f", {on_others} on other classes" if on_others * 2 >= fp else ""
+        return f"many false detections: {fp} for {n}{where}"
     if not np.isnan(ap) and ap < WEAK_AP:
-        return f"weak (AP50-95 {ap:.3f})"
+        return f"weak: AP50-95 {ap:.3f}"
     return OK
 
 

@@ -70,7 +70,7 @@ def test_page_on_an_evaluated_run(run: TrainedRun, tmp_path: Path, monkeypatch: 
         assert got["instances"] == want.loc[name, "instances"]
     labelled = table[table["status"] != "no labels"]["ap50_95"].to_numpy()
     # What is wrong with the weak class is said in words (it used to read "ok" like the others).
-    assert table.set_index("class").loc["restQuarter", "status"].startswith("many false detections ("), table
+    assert table.set_index("class").loc["restQuarter", "status"].startswith("many false detections: "), table
     assert (np.diff(labelled) >= 0).all()
 
     # Reopening is a cache hit: the page says so and offers a re-run instead of an evaluation.

@@ -73,8 +73,7 @@ def test_the_trained_model(ev: Evaluation) -> None:
     rest = per.loc["restQuarter"]
     assert rest["fp"] > rest["instances"] and rest["precision"] < 0.5 and rest["fp_class"] * 2 >= rest["fp"]
     assert status["restQuarter"] == (
-        f"many false detections ({int(rest['fp'])} for {int(rest['instances'])} objects, "
-        f"{int(rest['fp_class'])} on other classes' objects; P {rest['precision']:.2f})"
+        f"many false detections: {int(rest['fp'])} for {int(rest['instances'])}, {int(rest['fp_class'])} on other classes"
     )
 
 
@@ -86,11 +85,11 @@ def test_each_failure_is_named(run: TrainedRun, ev: Evaluation, tmp_path: Path) 
     assert per.loc["restQuarter", "ap50_95"] == pytest.approx(0.0, abs=1e-3)
     assert per.loc["restQuarter", "tp"] == 0
     n = int(per.loc["restQuarter", "instances"])
-    assert status["restQuarter"] == f"never detected (0 of {n} found)"
+    assert status["restQuarter"] == f"never detected: 0 of {n} found"
     # The model (rightly) says restQuarter where the labels now say clefF.
-    assert status["clefF"].startswith("confused with restQuarter ("), status
+    assert status["clefF"].startswith("confused with restQuarter: "), status
     # The boxes are found at IoU 0.5 but the labels are too large for the strict IoUs.
-    assert status["clefG"].startswith("localisation (AP50 "), status
+    assert status["clefG"].startswith("localisation: AP50 "), status
 
 
 def test_a_high_threshold_is_mostly_missed_with_the_reason(ev: Evaluation) -> None:
@@ -102,8 +101,8 @@ def test_a_high_threshold_is_mostly_missed_with_the_reason(ev: Evaluation) -> No
     assert 0 < row["tp"] < row["instances"] / 2
     assert row["fn_below_threshold"] > 0
     assert per.loc["noteheadBlackOnLine", "status"] == (
-        f"mostly missed ({int(row['tp'])} of {int(row['instances'])} found; {int(row['fn_below_threshold'])} more below the threshold)"
+        f"mostly missed: {int(row['tp'])} of {int(row['instances'])} found, {int(row['fn_below_threshold'])} below threshold"
     )
     top = float(cases["conf"].max()) + 1e-3
     none = per_class_export(ev, min(top, 1.0)).set_index("class")
-    assert none.loc["noteheadBlackOnLine", "status"].startswith("never detected (0 of ")
+    assert none.loc["noteheadBlackOnLine", "status"].startswith("never detected: 0 of ")
