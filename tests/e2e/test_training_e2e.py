@@ -74,6 +74,10 @@ def test_launch_watch_stop_resume_finish(dashboard_env: dict[str, str], dashboar
     wait_for_app(page)
     page.get_by_role("button", name=re.compile("Launch training")).click()
 
+    # Stop mid-epoch, chosen while the run starts (the default waits for the end of the epoch, and epochs of
+    # this tiny run pass in seconds: the next one may be the last).
+    page.locator(".st-key-stop_when_e2e").get_by_text("after this batch", exact=True).click()
+    wait_text(page, r"Stops after (batch \d+/4 of epoch \d+|the batch in progress)")
     # Live: the batch line of epoch 2 appears while the run trains.
     wait_text(page, r"Last batch [\d:]+: epoch [2-7], batch \d+/4")
     assert (ws / "runs" / "e2e" / "run.json").exists()
