@@ -212,9 +212,9 @@ def _window_medians(v: np.ndarray, w: int) -> np.ndarray:
     v = v[np.isfinite(v)]
     if not v.size:
         return v
-    padded = np.full(-(-v.size // w) * w, np.nan)
-    padded[: v.size] = v
-    return np.nanmedian(padded.reshape(-1, w), axis=1)
+    k = v.size // w
+    med = np.median(v[: k * w].reshape(k, w), axis=1) if k else np.zeros(0)
+    return np.append(med, np.median(v[k * w :])) if v.size > k * w else med
 
 
 def learning_alerts(view: RunView, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
