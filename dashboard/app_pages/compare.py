@@ -59,21 +59,19 @@ for n in picked:
     s = v.summary()
     r = v.results.rows()
     mcol = map_column(v.results.columns) or MAP5095
-    bm, bx = best_and_final(r, mcol), best_and_final(r, metric)
-    rows.append(
-        {
-            "run": n,
-            "state": s.state,
-            "epochs": f"{s.epoch}/{s.epochs or '?'}",
-            "best mAP50-95": bm["best"],
-            "epoch of best": bm["best_epoch"],
-            "final mAP50-95": bm["final"],
-            f"best {metric}": bx["best"],
-            f"epoch of best {metric}": bx["best_epoch"],
-            f"final {metric}": bx["final"],
-            "training time": fmt_duration(s.elapsed_s),
-        }
-    )
+    bm = best_and_final(r, mcol)
+    row = {
+        "run": n,
+        "state": s.state,
+        "epochs": f"{s.epoch}/{s.epochs or '?'}",
+        "best mAP50-95": bm["best"],
+        "epoch of best": bm["best_epoch"],
+        "final mAP50-95": bm["final"],
+    }
+    if metric != mcol:  # the charted metric, unless it is mAP50-95 itself (the columns would repeat)
+        bx = best_and_final(r, metric)
+        row.update({f"best {metric}": bx["best"], f"epoch of best {metric}": bx["best_epoch"], f"final {metric}": bx["final"]})
+    rows.append({**row, "training time": fmt_duration(s.elapsed_s)})
 summary = pd.DataFrame(rows)
 st.subheader("Best and final")
 st.dataframe(summary, hide_index=True, key="cmp_summary")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from ui.failures import (
     KIND_CHOICES,
     cell_view,
@@ -119,13 +120,13 @@ def _evaluation(inp: dict) -> Evaluation | None:
         st.error(str(exc))
         return None
     c1, c2 = st.columns([4, 1])
-    note = c1.empty()
+    note, slot = c1.empty(), c2.empty()
     if ev is not None:
         note.success(_done_text(ev), icon=":material/check:")
-        again = c2.button("Re-run", key="fail_rerun", help="run Ultralytics' validation again (e.g. after editing labels)")
+        again = _reevaluate_button(slot)
     else:
         note.info("Not evaluated with these settings yet.", icon=":material/hourglass_empty:")
-        again = c2.button("Evaluate", key="fail_evaluate", type="primary")
+        again = slot.button("Evaluate", key="fail_evaluate", type="primary", icon=":material/play_arrow:")
     if not again or not can_act("Evaluating a model"):
         return ev
     bar = st.progress(0.0, text="Validating…")
@@ -142,7 +143,15 @@ def _evaluation(inp: dict) -> Evaluation | None:
         bar.empty()
     _cached.clear()
     note.success(_done_text(ev), icon=":material/check:")
+    if not ev.cached:  # the button said "Evaluate": now it is done, offer to evaluate again instead
+        slot.empty()
+        _reevaluate_button(slot)
     return ev
+
+
+def _reevaluate_button(slot: DeltaGenerator) -> bool:
+    return slot.button("Re-evaluate", key="fail_rerun", icon=":material/refresh:",
+                       help="run Ultralytics' validation again (e.g. after editing labels)")
 
 
 def _done_text(ev: Evaluation) -> str:
@@ -166,7 +175,7 @@ except OmrError as exc:
 if ev.warning:
     st.warning(ev.warning, icon=":material/warning:")
 s = ev.summary
-m1, m2, m3, m4, m5 = st.columns(5)
+m1, m2, m3, m4, m5 = st.columns([1, 1, 1, 1, 1.5])  # room for "Classes without labels" and its help icon
 m1.metric("Precision", f"{s.get('precision', 0):.3f}")
 m2.metric("Recall", f"{s.get('recall', 0):.3f}")
 m3.metric("mAP50", f"{s.get('map50', 0):.3f}")
@@ -192,15 +201,17 @@ with t_gal:
     if not options:
         st.success(f"No misses and no false detections at threshold {conf:g}.")
     else:
-        c1, c2, c3 = st.columns([2, 3, 1])
+        c1, c3 = st.columns([3, 1])
         ci = c1.selectbox(
             "Class",
             options,
             format_func=lambda i: f"{ev.names[i]} · FN {counts.loc[i, 'fn']} · FP {counts.loc[i, 'fp']}",
             key="fail_gal_class",
         )
-        kinds = c2.multiselect("Kinds", list(KIND_CHOICES), default=list(KIND_CHOICES), format_func=KIND_CHOICES.get, key="fail_gal_kinds")
         how = c3.selectbox("Sort", ["confidence", "image"], key="fail_gal_sort")
+        # Pills on their own row: in a third of the width a multiselect cut its chips short ("backgrou").
+        kinds = st.pills("Kinds", list(KIND_CHOICES), default=list(KIND_CHOICES), format_func=KIND_CHOICES.get,
+                         selection_mode="multi", key="fail_gal_kinds") or []
         sel = cases[(cases["cls"] == ci).to_numpy() & cases["kind"].astype(str).isin(kinds).to_numpy()]
         st.caption("Green: ground truth · red: prediction. Misses (FN) are filed under their true class, false detections under the predicted class.")
         gallery(ev, sort_cases(sel, how), key=f"fail_gal_{ci}")

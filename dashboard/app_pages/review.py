@@ -34,7 +34,7 @@ from omr_core.review.reconstruct import parse_noteheads
 from omr_core.workspace import get_workspace
 
 ws = get_workspace()
-NO_MODEL = "No model: staff lines only (or rebuild from a heads.json)"
+NO_MODEL = "No model (staff lines, heads.json)"
 UPLOAD = "Upload a .pt file"
 
 st.title("Review a score")
@@ -58,7 +58,9 @@ with st.container(border=True):
     with c2:
         ckpts = find_checkpoints(ws.runs)
         labels = [NO_MODEL, *[str(p.relative_to(ws.runs)) if ws.runs in p.parents else str(p) for p in ckpts], UPLOAD]
-        choice = st.selectbox("Model", labels, key="rv_model", help=f"best.pt / last.pt of the runs in {ws.runs}")
+        choice = st.selectbox("Model", labels, key="rv_model", help=f"best.pt / last.pt of the runs in {ws.runs}; without "
+                              "a model the page shows its staff lines, and stems and ledger lines rebuilt from an "
+                              "uploaded heads.json")
         model_up = st.file_uploader("Model checkpoint (.pt)", type=["pt"], key="rv_model_up") if choice == UPLOAD else None
         heads_up = st.file_uploader(
             "Noteheads to rebuild from (optional heads.json)",
@@ -138,11 +140,11 @@ for m in result.messages:
 
 # ------------------------------------------------------------------------------------------------------ overlay
 present = [g for g in GROUPS if any(d.group == g for d in result.detections)]
-t1, t2 = st.columns([3, 2])
-groups = set(t1.pills("Class groups", present, default=present, selection_mode="multi", key="rv_groups") or []) if present else set()
-layers = set(t2.pills("Layers", list(LAYERS), default=list(LAYERS), format_func=LAYERS.get, selection_mode="multi", key="rv_layers") or [])
+# One row each: side by side, a row of pills that does not fit is cut off ("ledger lines (rebuil").
+groups = set(st.pills("Class groups", present, default=present, selection_mode="multi", key="rv_groups") or []) if present else set()
+layers = set(st.pills("Layers", list(LAYERS), default=list(LAYERS), format_func=LAYERS.get, selection_mode="multi", key="rv_layers") or [])
 
-left, right = st.columns([3, 1])
+left, right = st.columns([2.6, 1.4])
 with left:
     fig = overlay_figure(result, page_uri_cached(f"{page_key}:{page_no}", page.gray), groups=groups, layers=layers)
     st.plotly_chart(fig, width="stretch", config={"scrollZoom": True, "displaylogo": False}, key="rv_overlay")
@@ -154,7 +156,9 @@ with right:
         f"reconstruction {t.get('reconstruct', 0) * 1000:.0f} ms"
     )
     table = counts_table(result)
-    st.dataframe(table, hide_index=True, width="stretch", height=min(700, 35 * (len(table) + 1) + 3))
+    st.dataframe(table, hide_index=True, width="stretch", height=min(700, 35 * (len(table) + 1) + 3),
+                 column_config={"count": st.column_config.NumberColumn("count", width="small"),
+                                "group": st.column_config.TextColumn("group", width="small")})
 
 # ------------------------------------------------------------------------------------------------------ exports
 stem = Path(up.name).stem + (f"-p{page_no}" if n_pages > 1 else "")

@@ -25,12 +25,15 @@ from omr_core.errors import OmrError
 from omr_core.training import launcher
 from omr_core.training.alerts import evaluate
 from omr_core.training.gpu import GpuProbe, probe
+from omr_core.training.optimizer import OptimizerPlan, plan_optimizer
 from omr_core.training.runs import RunSummary, RunView, delete_run, discover_runs, run_name
 from omr_core.training.spec import (
     PRESETS,
     RESUME_ALLOWED,
     LabelStats,
+    PresetChoice,
     build_spec,
+    default_preset,
     label_stats,
     parse_extra,
     ultralytics_defaults,
@@ -92,19 +95,59 @@ _OPTIONAL_CHOICES: list[tuple[str, str, list[Any]]] = [
 ]
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _default_preset(path: str, mtime: float) -> PresetChoice:
+    return default_preset(path or None)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return Path(path).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _apply_preset() -> None:
     """When the preset changes, fill the main fields it sets (explicit fields override presets)."""
+    st.session_state["tr_preset_picked"] = True  # from now on the data's default no longer replaces it
     p = PRESETS[st.session_state["tr_preset"]].args
     for k in ("epochs", "imgsz", "batch", "device"):
         if k in p:
             st.session_state[f"tr_{k}"] = str(p[k]) if k == "device" else p[k]
 
 
-def _default_text(key: str, preset: str) -> str:
+def _default_text(key: str, preset: str, plan: OptimizerPlan | None = None) -> str:
+    if plan is not None and plan.auto and key in ("lr0", "optimizer"):  # auto ignores lr0: show what it will use
+        known = plan.optimizer != "auto"
+        if key == "lr0":
+            return f"{plan.lr0:g} (auto)" if known else "set by auto"
+        return f"auto → {plan.optimizer}" if known else "auto"
     p = PRESETS[preset].args
     if key in p:
         return f"{p[key]} (preset)"
     return f"{ultralytics_defaults().get(key)} (default)"
+
+
+def _optimizer_plan(data: str, preset: str, args: dict[str, Any]) -> OptimizerPlan:
+    """What Ultralytics will really use for these arguments on this data (optimizer=auto resolved)."""
+    nc = images = None
+    if data and Path(data).is_file():
+        try:
+            stats = _label_stats(data, Path(data).stat().st_mtime)
+            nc, images = stats.nc, stats.images
+        except OmrError:
+            pass
+    return plan_optimizer({**ultralytics_defaults(), **PRESETS[preset].args, **args}, nc, images)
+
+
+def _plan_caption(plan: OptimizerPlan, args: dict[str, Any]) -> str:
+    lr = f"{plan.lr0:g}" if plan.lr0 == plan.lr0 else "chosen at start"  # NaN: unknown until Ultralytics starts
+    text = f"Optimizer that will be used: **{plan.optimizer}**, lr0 {lr}, momentum {plan.momentum:g} ({plan.reason})."
+    if plan.accumulate > 1:
+        batch, nbs = args.get("batch", 16), args.get("nbs", ultralytics_defaults().get("nbs", 64))
+        text += (f" One optimizer step every {plan.accumulate} batches (nbs {nbs} / batch {batch}); on a small "
+                 f"dataset set nbs={batch} for one step per batch.")
+    return text
 
 
 def _forecast(data: str, imgsz: int, batch: int, device: str, gpus: GpuProbe) -> None:
@@ -149,16 +192,21 @@ def launch_form() -> None:
     if len(gpus.devices) > 1:
         devices.append(",".join(str(d.index) for d in gpus.devices))
     c1, c2, c3 = st.columns([1, 1, 2])
-    preset = c1.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=_apply_preset,
-                          help="\n".join(f"- **{p.name}**: {p.description}" for p in PRESETS.values()))
-    c1.caption(PRESETS[preset].description + (f" `{dict(PRESETS[preset].args)}`" if PRESETS[preset].args else ""))
-    model = c2.text_input("Model", value="yolov8n.yaml", key="tr_model",
-                          help="A model YAML trains from scratch (yolov8n.yaml, yolo11s.yaml); a .pt fine-tunes from it.")
-    found = _data_yamls(str(ws.datasets))
+    found = _data_yamls(str(ws.datasets))  # the data first: it decides the default preset
     picked = c3.selectbox("Data (data.yaml in the workspace)", ["(type a path below)", *found], key="tr_data_pick",
                           index=1 if found else 0)
     typed = c3.text_input("…or a data.yaml path", key="tr_data_typed", placeholder="/data/ds2_core/data.yaml")
     data = typed.strip() or (picked if picked in found else "")
+    auto = None
+    if not st.session_state.get("tr_preset_picked"):
+        auto = _default_preset(data, _mtime(data))
+        st.session_state["tr_preset"] = auto.name
+    preset = c1.selectbox("Preset", list(PRESETS), key="tr_preset", on_change=_apply_preset,
+                          help="\n".join(f"- **{p.name}**: {p.description}" for p in PRESETS.values()))
+    c1.caption(PRESETS[preset].description + (f" `{dict(PRESETS[preset].args)}`" if PRESETS[preset].args else "")
+               + (f" Chosen for this data: {auto.reason}." if auto else ""))
+    model = c2.text_input("Model", value="yolov8n.yaml", key="tr_model",
+                          help="A model YAML trains from scratch (yolov8n.yaml, yolo11s.yaml); a .pt fine-tunes from it.")
 
     # Defaults through session state only (not value=): the preset callback writes these keys.
     for k, v in (("tr_epochs", 100), ("tr_imgsz", 640), ("tr_batch", 16), ("tr_device", devices[min(1, len(devices) - 1)])):
@@ -175,21 +223,29 @@ def launch_form() -> None:
     name = c5.text_input("run name", value="", placeholder=default_name, key="tr_name") or default_name
 
     args: dict[str, Any] = {"epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "device": device}
+    # The optional fields as they stood at the last rerun, so the placeholders already show auto's choice.
+    before = {k: st.session_state.get(f"tr_{k}") for k, *_ in (*_OPTIONAL_NUMBERS, *_OPTIONAL_CHOICES)}
+    plan = _optimizer_plan(data, preset, {**args, **{k: v for k, v in before.items() if v is not None}})
     with st.expander("More arguments (empty = preset or Ultralytics default)"):
         cols = st.columns(4)
         for i, (k, label, lo, hi, step) in enumerate(_OPTIONAL_NUMBERS):
             v = cols[i % 4].number_input(label, min_value=lo, max_value=hi, value=None, step=step, key=f"tr_{k}",
-                                         placeholder=_default_text(k, preset))
+                                         placeholder=_default_text(k, preset, plan))
             if v is not None:
                 args[k] = int(v) if isinstance(step, int) else float(v)
         cols = st.columns(4)
         for i, (k, label, options) in enumerate(_OPTIONAL_CHOICES):
             v = cols[i % 4].selectbox(label, [None, *options], key=f"tr_{k}",
-                                      format_func=lambda o, k=k: _default_text(k, preset) if o is None else str(o))
+                                      format_func=lambda o, k=k: _default_text(k, preset, plan) if o is None else str(o))
             if v is not None:
                 args[k] = v
         extra_text = st.text_area("Extra Ultralytics arguments, one key=value per line", key="tr_extra",
                                   placeholder="hsv_h=0\nsave_period=5", height=90)
+    try:
+        extra = parse_extra(extra_text.splitlines())
+    except OmrError:
+        extra = {}  # the launch button reports it
+    st.caption(_plan_caption(_optimizer_plan(data, preset, {**args, **extra}), {**args, **extra}))
     if data:
         _forecast(data, int(imgsz), int(batch), device, gpus)
     if st.button("Launch training", type="primary", key="tr_launch", disabled=not data) and can_act("Launching a run"):
@@ -209,16 +265,31 @@ def launch_form() -> None:
 # ------------------------------------------------------------------------------------------------------ monitor
 
 
-def _controls(view: RunView, s: RunSummary) -> None:
-    c1, c2, c3, c4, c5 = st.columns([1, 1.6, 1, 1.2, 2.2])
+_STOP_LABELS = {"epoch": "at the end of this epoch", "batch": "after this batch"}
+
+
+def _stop_choice(s: RunSummary) -> str:
+    """The stop mode radio (epoch end by default) with what it does to the epoch in progress."""
     key = s.name
+    at = st.radio("Stop", launcher.STOP_MODES, format_func=_STOP_LABELS.get, key=f"stop_when_{key}", horizontal=True,
+                  disabled=not s.live)
+    if s.live:
+        st.caption(launcher.stop_consequence(str(at), s.current_epoch, s.batch, s.batches))
+    return str(at)
+
+
+def _controls(view: RunView, s: RunSummary) -> None:
+    key = s.name
+    pending = launcher.pending_stop(s.path) if s.live else None
+    note = st.empty()
+    c0, c1, c3, c4, c5 = st.columns([3, 0.9, 0.9, 1.1, 2.2], vertical_alignment="bottom")
     try:
-        if c1.button("Stop", icon=":material/pause:", key=f"stop_{key}", disabled=not s.live, help="Stop after the current batch; the run stays resumable (a last validation runs first)") and can_act("Stopping a run"):
-            launcher.stop(s.name, ws.runs, at="batch")
-            st.toast(f"Stop requested for {s.name}")
-        if c2.button("Stop at epoch end", icon=":material/stop:", key=f"stop_epoch_{key}", disabled=not s.live) and can_act("Stopping a run"):
-            launcher.stop(s.name, ws.runs, at="epoch")
-            st.toast(f"{s.name} stops at the end of this epoch")
+        with c0:
+            at = _stop_choice(s)
+        if c1.button("Stop", icon=":material/pause:", key=f"stop_{key}", disabled=not s.live or bool(pending),
+                     help="Graceful: the run stays resumable (a last validation runs first)") and can_act("Stopping a run"):
+            launcher.stop(s.name, ws.runs, at=at)
+            pending = at
         if c3.button("Kill", icon=":material/dangerous:", key=f"kill_{key}", disabled=not s.live, help="SIGKILL the whole process group now") and can_act("Killing a run"):
             launcher.kill(s.name, ws.runs)
             st.toast(f"Killed {s.name}")
@@ -228,7 +299,8 @@ def _controls(view: RunView, s: RunSummary) -> None:
             launcher.resume(s.name, ws.runs)
             st.toast(f"Resuming {s.name}")
         with c5:
-            sure = st.checkbox(f"I want to delete {s.name} and all its files", key=f"del_ok_{key}", disabled=s.live)
+            sure = st.checkbox("Yes, delete all its files", key=f"del_ok_{key}", disabled=s.live,
+                               help=f"Deletes the run folder {s.path} and everything in it")
             if st.button("Delete", icon=":material/delete:", key=f"delete_{key}", disabled=s.live or not sure) and can_act("Deleting a run"):
                 delete_run(ws.runs, s.name)
                 run_view.clear()
@@ -236,6 +308,9 @@ def _controls(view: RunView, s: RunSummary) -> None:
                 st.rerun()
     except OmrError as exc:
         st.error(str(exc))
+    if pending:
+        note.info(f"Stop requested: {launcher.stop_consequence(pending, s.current_epoch, s.batch, s.batches)}",
+                  icon=":material/pause_circle:")
     if s.state == "finished":
         st.caption("Finished. Ultralytics cannot raise epochs on resume: to train longer, launch a new run with "
                    f"model `{s.path / 'weights' / 'last.pt'}`.")
@@ -249,8 +324,11 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
     if damage:
         st.warning("Damaged run files (a worker killed mid-write, a full disk?); the page skipped what it could not "
                    "read: " + " · ".join(damage), icon=":material/broken_image:")
-    m = st.columns(7)
-    m[0].metric("Epoch", f"{s.epoch}/{s.epochs or '?'}")
+    m = [*st.columns(4), *st.columns(4)]  # two rows: in seven columns at 1280 px labels and durations were cut short
+    if s.live and s.current_epoch:  # "Epoch 0/10, Batch 2/6" in the first epoch reads as a bug: name the epoch
+        m[0].metric("Epoch in progress", f"{s.current_epoch} of {s.epochs or '?'}", help=f"{s.epoch} epoch(s) done")
+    else:
+        m[0].metric("Epoch", f"{s.epoch}/{s.epochs or '?'}", help="epochs done of planned")
     m[1].metric("Batch", f"{s.batch}/{s.batches}" if s.batch is not None and s.live else "–")
     m[2].metric("Best mAP50-95", f"{s.best_map:.4f}" if s.best_map is not None else "–",
                 help=f"epoch {s.best_epoch}" if s.best_epoch else None)
@@ -262,9 +340,12 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
     ep_line, batch_line = last_values_text(view)
     st.text(f"{ep_line}\n{batch_line}")
     _controls(view, s)
-    smoothing = st.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="monitor_smoothing",
+    c1, c2 = st.columns([3, 1.2], vertical_alignment="bottom")
+    smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="monitor_smoothing",
                           help="Exponential moving average of the curves (raw values stay faint behind)")
-    figs = live_figures(view, smoothing)
+    log_y = c2.toggle("Log scale (losses)", key="monitor_log_y",
+                      help="Loss axes in powers of ten: a loss growing by orders of magnitude stays readable")
+    figs = live_figures(view, smoothing, log_y)
     if not figs:
         st.info("Waiting for the first batch (Ultralytics is loading the data and building the model)…")
     order = ["losses", "metrics", "batches", "lr", "memory", "util", "throughput"]

@@ -16,6 +16,7 @@ from omr_core.review.evaluate_crops import case_boxes, crop_case
 from omr_core.review.evaluate_figures import ORDERS, confusion_figure
 from omr_core.review.evaluate_match import FAILURE_KINDS, KIND_LABELS, cell_cases, confusion_counts
 from omr_core.review.evaluate_report import readable_cases
+from omr_core.review.evaluate_status import STATUS_HELP
 
 PAGE_SIZES = (12, 24, 48, 96)
 _METRIC_COLS = ("precision", "recall", "f1", "ap50", "ap75", "ap50_95")
@@ -28,7 +29,7 @@ def per_class_view(per: pd.DataFrame) -> None:
     cfg: dict[str, object] = {c: st.column_config.NumberColumn(c.replace("_", "-").replace("ap", "AP"), format="%.3f") for c in _METRIC_COLS}
     cfg.update(
         {
-            "status": st.column_config.TextColumn("status", help="'no labels': the split has no object of this class; Ultralytics would show the mean of the others"),
+            "status": st.column_config.TextColumn("status", help=STATUS_HELP, width="large"),
             "fn_below_threshold": st.column_config.NumberColumn("FN found below thr.", help="misses a correct detection found below the threshold"),
             "fp_class": st.column_config.NumberColumn("FP wrong class"),
             "fp_loc": st.column_config.NumberColumn("FP localisation"),

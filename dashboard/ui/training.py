@@ -92,7 +92,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
             {
                 "run": s.name,
                 "state": s.state,
-                "epoch": f"{s.epoch}/{s.epochs or '?'}",
+                "epoch": s.epoch_text,
                 "batch": prog,
                 "batch i/n": f"{s.batch}/{s.batches}" if s.live and s.batch is not None else "",
                 "best mAP50-95": s.best_map,
@@ -129,7 +129,14 @@ def _frame_cols(df: pd.DataFrame, prefix: str) -> list[str]:
     return [c for c in df.columns if c.startswith(prefix)]
 
 
-def losses_figure(df: pd.DataFrame, smoothing: float = 0.0) -> go.Figure:
+def _log_y(fig: go.Figure, log_y: bool) -> go.Figure:
+    """A log loss axis: a run diverging by orders of magnitude stays readable next to its normal start."""
+    if log_y:
+        fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def losses_figure(df: pd.DataFrame, smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
     """Train (solid) and val (dashed) losses per epoch, one colour per loss (box/cls/dfl, or giou/l1)."""
     fig = go.Figure()
     names = sorted({c.split("/", 1)[1] for c in df.columns if c.startswith(("train/", "val/")) and "loss" in c})
@@ -139,7 +146,7 @@ def losses_figure(df: pd.DataFrame, smoothing: float = 0.0) -> go.Figure:
             col = f"{split}/{n}"
             if col in df.columns:
                 _add_series(fig, df["epoch"], df[col].to_numpy(), col, color, smoothing, dash)
-    return _layout(fig, "Losses per epoch (train solid, val dashed)", "loss")
+    return _log_y(_layout(fig, "Losses per epoch (train solid, val dashed)", "loss (log)" if log_y else "loss"), log_y)
 
 
 def metrics_figure(df: pd.DataFrame, smoothing: float = 0.0) -> go.Figure:
@@ -159,7 +166,7 @@ def lr_figure(df: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Learning rate", "lr")
 
 
-def batch_figure(view: RunView, smoothing: float = 0.0) -> go.Figure:
+def batch_figure(view: RunView, smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
     """Per-batch losses inside the epoch in progress (x = batch), and seconds per batch on a second axis."""
     b = view.batches
     idx = view.current_epoch_batches()
@@ -175,7 +182,7 @@ def batch_figure(view: RunView, smoothing: float = 0.0) -> go.Figure:
         nb = b.col("nb")[idx[-1]]
         title = f"Epoch {ep}: batch {_int_or_q(x[-1])}/{_int_or_q(nb)}"
         fig.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": "s/batch", "showgrid": False})
-    return _layout(fig, title, "loss")
+    return _log_y(_layout(fig, title, "loss (log)" if log_y else "loss"), log_y)
 
 
 def _int_or_q(v: float) -> str:
@@ -256,16 +263,16 @@ def util_figure(view: RunView) -> go.Figure:
     return _layout(fig, title, "%")
 
 
-def live_figures(view: RunView, smoothing: float) -> dict[str, go.Figure]:
-    """Every chart of the live monitor for one run (built from what the view has read)."""
+def live_figures(view: RunView, smoothing: float, log_y: bool = False) -> dict[str, go.Figure]:
+    """Every chart of the live monitor for one run (built from what the view has read); ``log_y``: log loss axes."""
     df = view.results.frame()
     figs: dict[str, go.Figure] = {}
     if len(df):
-        figs["losses"] = losses_figure(df, smoothing)
+        figs["losses"] = losses_figure(df, smoothing, log_y)
         figs["metrics"] = metrics_figure(df, smoothing)
         figs["lr"] = lr_figure(df)
     if len(view.batches):
-        figs["batches"] = batch_figure(view, smoothing)
+        figs["batches"] = batch_figure(view, smoothing, log_y)
         figs["throughput"] = throughput_figure(view)
     if len(view.samples):
         figs["memory"] = memory_figure(view)

@@ -68,14 +68,14 @@ def run(args: argparse.Namespace) -> int:
     if ev.warning:
         print(f"warning: {ev.warning}", file=sys.stderr)
     rows = per if args.top <= 0 else per.head(args.top)
-    print(f"\n{'class':<30} {'group':<16} {'inst':>6} {'P':>5} {'R':>5} {'AP50':>5} {'AP':>5} {'FN':>5} {'FP':>5}")
+    print(f"\n{'class':<30} {'group':<16} {'inst':>6} {'P':>5} {'R':>5} {'AP50':>5} {'AP':>5} {'FN':>5} {'FP':>5}  status")
     for _, r in rows.iterrows():
         if r["status"] == NO_LABELS:
             print(f"{r['class']:<30} {r['group']:<16} {0:>6} {NO_LABELS}")
             continue
         print(
             f"{r['class']:<30} {r['group']:<16} {int(r['instances']):>6} {_f(r['precision'])} {_f(r['recall'])} "
-            f"{_f(r['ap50'])} {_f(r['ap50_95'])} {int(r['fn']):>5} {int(r['fp']):>5}"
+            f"{_f(r['ap50'])} {_f(r['ap50_95'])} {int(r['fn']):>5} {int(r['fp']):>5}  {r['status']}"
         )
     if len(rows) < len(per):
         print(f"... {len(per) - len(rows)} more classes in per_class.csv")

@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"no runs in {root}")
         return 0
     now = time.time()
-    print(f"{'name':<28} {'state':<9} {'epoch':>9} {'batch':>11} {'best mAP':>8} {'elapsed':>9} {'ETA':>9} {'s/batch':>7}")
+    print(f"{'name':<28} {'state':<9} {'epoch':>20} {'batch':>11} {'best mAP':>8} {'elapsed':>9} {'ETA':>9} {'s/batch':>7}")
     for r in runs:
-        ep = f"{r.epoch}/{r.epochs or '?'}"
+        ep = r.epoch_text
         b = f"{r.batch}/{r.batches}" if r.batch is not None and r.live else "-"
         m = f"{r.best_map:.4f}" if r.best_map is not None else "-"
         spb = f"{r.s_per_batch:.2f}" if r.s_per_batch else "-"
-        print(f"{r.name:<28} {r.state:<9} {ep:>9} {b:>11} {m:>8} {_dur(r.elapsed_s):>9} {_dur(r.eta_s):>9} {spb:>7}")
+        print(f"{r.name:<28} {r.state:<9} {ep:>20} {b:>11} {m:>8} {_dur(r.elapsed_s):>9} {_dur(r.eta_s):>9} {spb:>7}")
         if r.reason and r.state in ("failed", "stopped"):
             print(f"{'':<28} └ {r.reason}")
         for line in r.damage:  # damaged logs: say what was skipped rather than fail or stay silent

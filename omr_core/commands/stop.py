@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from omr_core.training.launcher import kill, stop
+from omr_core.training.launcher import STOP_MODES, kill, stop, stop_consequence
+from omr_core.training.runs import RunView
 
 VERB = "stop"
 HELP = "stop a training run gracefully, keeping a resumable checkpoint (--kill: SIGKILL now)"
@@ -14,8 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="run name (see `omr runs`)")
     p.add_argument("--runs-dir", help="runs folder (default: the workspace's runs/)")
     p.add_argument("--kill", action="store_true", help="kill the process group now (SIGKILL)")
-    p.add_argument("--at", choices=("batch", "epoch"), default="batch",
-                   help="graceful stop after the current batch (default) or at the end of the epoch")
+    p.add_argument("--at", choices=STOP_MODES, default=STOP_MODES[0],
+                   help="graceful stop at the end of the epoch in progress (default) or after the current batch "
+                        "(Ultralytics then saves the partial epoch as done: the rest of it is skipped)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"killed {d}; `omr resume {args.name}` continues from the last saved epoch")
     else:
         d = stop(args.name, args.runs_dir, at=args.at)
-        when = "after the current batch" if args.at == "batch" else "at the end of the current epoch"
-        print(f"stop requested for {d} ({when}, then a last validation); `omr runs` shows when it has stopped")
+        s = RunView(d).poll(samples=False).summary()
+        print(f"stop requested for {d}: {stop_consequence(args.at, s.current_epoch, s.batch, s.batches)} "
+              "`omr runs` shows when it has stopped")
     return 0

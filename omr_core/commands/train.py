@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from omr_core.training.launcher import launch, unique_name
-from omr_core.training.spec import PRESETS, build_spec, normalize_device
+from omr_core.training.spec import PRESETS, build_spec, default_preset, normalize_device
 
 VERB = "train"
 HELP = "start a YOLO training run in the background (prints its folder)"
@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, 0, or 0,1 for multi-GPU DDP")
     p.add_argument("--name", help="run name (default: <model>-<date>-<time>)")
     p.add_argument("--runs-dir", help="runs folder (default: the workspace's runs/)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="apply a preset first")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="apply a preset first (default: sheet-music when the data.yaml has DeepScoresV2 class names, "
+                        "else ultralytics)")
     p.add_argument("--sample-interval", type=float, default=1.0, help="seconds between GPU/CPU samples (>= 0.2)")
     p.add_argument("--follow", action="store_true", help="print progress until the run ends (Ctrl-C detaches)")
     p.add_argument("extra", nargs="*", metavar="key=value", help="more Ultralytics train arguments, e.g. lr0=0.001 mosaic=0")
@@ -61,11 +63,16 @@ def _forecast_warning(data: str, imgsz: int, batch: int, device: str) -> str | N
 def run(args: argparse.Namespace) -> int:
     batch = None if args.batch is None else (int(args.batch) if float(args.batch).is_integer() else args.batch)
     name = args.name or unique_name(args.runs_dir, f"{Path(args.model).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    preset = args.preset
+    if preset is None:
+        choice = default_preset(args.data)
+        preset = choice.name
+        print(f"omr train: preset {preset} ({choice.reason}); --preset picks another", file=sys.stderr)
     spec = build_spec(
         name,
         args.model,
         args.data,
-        preset=args.preset,
+        preset=preset,
         args={"epochs": args.epochs, "imgsz": args.imgsz, "batch": batch, "device": args.device},
         extra=args.extra,
     )

@@ -92,6 +92,8 @@ def confusion_figure(
     cnt = np.array([m[p, t] for p, t in keep])
     share = np.array([m[p, t] / col_tot[t] if col_tot[t] else 0.0 for p, t in keep])
     color = share if normalize else np.log10(cnt + 1) if len(cnt) else cnt
+    cmax = 1.0 if normalize else max(1.0, float(color.max()) if len(color) else 1.0)
+    ticks = [(v, t) for v, t in ((1, "1"), (10, "10"), (100, "100"), (1000, "1k"), (10000, "10k")) if np.log10(v + 1) <= cmax]
     kind = [
         "correct" if p == t else "missed" if p == nc else "false detection" if t == nc else "wrong class" for p, t in keep
     ]
@@ -106,12 +108,15 @@ def confusion_figure(
                 color=color,
                 colorscale="Viridis" if normalize else "YlOrRd",
                 cmin=0,
-                cmax=1 if normalize else max(1.0, float(color.max()) if len(color) else 1.0),
+                cmax=cmax,
                 line=dict(width=0),
+                # The title beside the bar, not above it: on a short matrix a title on top sat over the tick labels.
                 colorbar=dict(
-                    title="share" if normalize else "count",
-                    tickvals=None if normalize else [np.log10(v + 1) for v in (1, 10, 100, 1000, 10000)],
-                    ticktext=None if normalize else ["1", "10", "100", "1k", "10k"],
+                    title=dict(text="share of true class" if normalize else "cases", side="right"),
+                    tickvals=None if normalize else [np.log10(v + 1) for v, _ in ticks],
+                    ticktext=None if normalize else [t for _, t in ticks],
+                    len=1.0,
+                    lenmode="fraction",
                 ),
             ),
             customdata=[[int(p), int(t), int(m[p, t])] for p, t in keep],  # a plain list: typed arrays come back as objects

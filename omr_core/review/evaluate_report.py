@@ -15,20 +15,23 @@ import numpy as np
 import pandas as pd
 
 from omr_core.review.evaluate_match import FAILURE_KINDS, KIND_LABELS, confusion_counts, failure_counts
+from omr_core.review.evaluate_status import NO_LABELS, statuses
 
 if TYPE_CHECKING:
     from omr_core.review.evaluate import Evaluation
 
-NO_LABELS = "no labels"
-
 
 def per_class_export(ev: Evaluation, conf: float | None = None) -> pd.DataFrame:
-    """The per-class table, worst AP50-95 first, joined with failure counts at ``conf``; ``status`` marks no labels."""
+    """The per-class table, worst AP50-95 first, joined with failure counts at ``conf``; ``status`` says what is wrong.
+
+    See `omr_core.review.evaluate_status` for the status rules.
+    """
     per = ev.per_class().copy()
-    counts = failure_counts(ev.cases(conf), ev.names)
+    cases = ev.cases(conf)
+    counts = failure_counts(cases, ev.names)
     for k in ("tp", "fn", "fp", "fp_class", "fp_loc", "fp_dup", "fp_bg", "fn_below_threshold"):
         per[k] = counts[k].to_numpy()
-    per["status"] = np.where(per["labelled"].astype(bool), "ok", NO_LABELS)
+    per["status"] = statuses(per, cases, ev.names)
     return sort_worst_first(per)
 
 
@@ -209,8 +212,8 @@ def report_html(ev: Evaluation, conf: float | None = None, worst: int = 6) -> st
         confusion_figure(cm, ev.names, groups, order="errors", hide_empty=True, show_correct=False),
     ]
     fig_html = [figure_html(f, include_js=(k == 0)) for k, f in enumerate(figs)]
-    cols = ["class", "group", "instances", "precision", "recall", "f1", "ap50", "ap50_95", "fn", "fp"]
-    heads = ["#", "class", "group", "instances", "P", "R", "F1", "AP50", "AP50-95", "FN", "FP"]
+    cols = ["class", "group", "instances", "precision", "recall", "f1", "ap50", "ap50_95", "fn", "fp", "status"]
+    heads = ["#", "class", "group", "instances", "P", "R", "F1", "AP50", "AP50-95", "FN", "FP", "status"]
     table = _table(per.assign(rank=np.arange(1, len(per) + 1)), ["rank", *cols], heads)
     ct_cols = ["class", "instances", "best_threshold", "best_f1", "precision", "recall", "tp", "dropped", "dropped_share"]
     ct_heads = ["class", "instances", "F1-best threshold", "best F1", f"P@{conf:g}", f"R@{conf:g}", "TP kept", "dropped", "share dropped"]

@@ -1,4 +1,5 @@
-"""Alerts over a run's live data: non-finite loss, OOM / assigner fallback, stalled, VRAM full, throughput collapse."""
+"""Alerts over a run's live data: non-finite or diverging loss, not learning, OOM / assigner fallback, stalled, VRAM
+full, throughput collapse."""
 
 from __future__ import annotations
 
@@ -36,6 +37,15 @@ class Thresholds:
         collapse_min_batches: Batches logged before throughput collapse can fire.
         collapse_window: Recent batches whose median is compared.
         sample_max_age_s: GPU samples older than this are ignored.
+        diverge_start_factor: A loss this many times its own first value is diverging ...
+        diverge_growth: ... and so is one this many times the lowest value it had reached (orders of magnitude).
+        diverge_floor: Loss values below this count as this when compared: box and DFL losses sit near 0 while the
+            assigner has no positives yet and then wake up to their usual 1-5 (a real tiny run: val/box_loss 6e-05
+            in epoch 1, 2.08 in epoch 32), so a near-zero first value is no yardstick.
+        diverge_window: Batches per median when per-batch losses are compared (one noisy batch is not a trend).
+        flat_epochs: Epochs with mAP50 under ``flat_map`` before "not learning" can fire ...
+        flat_map: ... (what counts as zero) ...
+        few_steps: ... and only when the optimizer has taken fewer steps than this so far.
     """
 
     stall_factor: float = 10.0
@@ -46,6 +56,13 @@ class Thresholds:
     collapse_min_batches: int = 30
     collapse_window: int = 10
     sample_max_age_s: float = 30.0
+    diverge_start_factor: float = 10.0
+    diverge_growth: float = 100.0
+    diverge_floor: float = 1.0
+    diverge_window: int = 10
+    flat_epochs: int = 3
+    flat_map: float = 1e-3
+    few_steps: int = 100
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -56,8 +73,8 @@ class Alert:
     """Something the person watching the run should see now.
 
     Attributes:
-        kind: nonfinite_loss, cuda_oom, assigner_oom, batch_reduced, nan_recovery, exception, stalled, vram_high,
-            throughput_collapse or worker_vanished.
+        kind: nonfinite_loss, diverging, not_learning, cuda_oom, assigner_oom, batch_reduced, nan_recovery,
+            exception, stalled, vram_high, throughput_collapse or worker_vanished.
         severity: "error" or "warning".
         message: What happened, with numbers.
         t: When it happened or was first seen (epoch seconds), None when unknown.
@@ -117,6 +134,8 @@ def live_alerts(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) 
         if bad:
             out.append(Alert("nonfinite_loss", "error", f"Non-finite loss in the last batch: {', '.join(bad)}.", last.get("t")))
 
+    out.extend(learning_alerts(view, th))
+
     sec = b.col("sec") if len(b) else np.array([])
     med = _median(sec)
     doc = view.doc or {}
@@ -173,6 +192,98 @@ def live_alerts(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) 
                             )
                         )
     return out
+
+
+def _diverged(v: np.ndarray, th: Thresholds) -> tuple[float, float, str] | None:
+    """(last, reference, "its first value" / "its lowest value") when the series diverged, else None."""
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return None
+    last, first, low = float(v[-1]), float(v[0]), float(v[:-1].min())
+    if last > th.diverge_start_factor * max(first, th.diverge_floor):
+        return last, first, "its first value"
+    if last >= th.diverge_growth * max(low, th.diverge_floor):
+        return last, low, "its lowest value"
+    return None
+
+
+def _window_medians(v: np.ndarray, w: int) -> np.ndarray:
+    """Medians of consecutive windows of ``w`` values (the last window may be shorter), NaN ignored."""
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return v
+    k = v.size // w
+    med = np.median(v[: k * w].reshape(k, w), axis=1) if k else np.zeros(0)
+    return np.append(med, np.median(v[k * w :])) if v.size > k * w else med
+
+
+def learning_alerts(view: RunView, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
+    """Diverging losses (per epoch and per batch) and "not learning" (mAP flat at 0 with almost no optimizer steps).
+
+    A run can blow up without ever going non-finite (val/cls_loss at 5.8e21 with lr0 = 1); and with batch 4 and the
+    default nbs 64 Ultralytics steps the optimizer once per 16 batches, so a small dataset barely trains at all.
+    """
+    from omr_core.training.runs import run_args
+
+    out: list[Alert] = []
+    args = run_args(view)
+    rows = view.results.rows()
+    worst: tuple[float, str, str] | None = None  # (ratio, name, message)
+    for col in (c for c in view.results.columns if "loss" in c):
+        vals = np.array([r.get(col, math.nan) for r in rows], dtype=float)
+        hit = _diverged(vals, th)
+        if hit:
+            last, ref, what = hit
+            ep = int(rows[-1].get("epoch", len(rows)))
+            msg = f"{col} is {last:.3g} at epoch {ep}, {last / ref:.3g}× {what} {ref:.3g}"
+            if worst is None or last / ref > worst[0]:
+                worst = (last / ref, col, msg)
+    b = view.batches
+    for col in (n for n in b.names if n.startswith("loss/")):
+        hit = _diverged(_window_medians(b.col(col), th.diverge_window), th)
+        if hit:
+            last, ref, what = hit
+            name = f"train {col.split('/', 1)[1]} (median of {th.diverge_window} batches)"
+            if worst is None or last / ref > worst[0]:
+                worst = (last / ref, name, f"{name} is {last:.3g}, {last / ref:.3g}× {what} {ref:.3g}")
+    if worst is not None:
+        lr = f"lr0 {args['lr0']:g}" if isinstance(args.get("lr0"), (int, float)) else "the learning rate"
+        out.append(Alert("diverging", "error", f"Diverging: {worst[2]}. Stop it and lower {lr} (or use the 'stable' "
+                                               "preset): it will not come back on its own.", b.last("t") if len(b) else None))
+    na = _not_learning(view, rows, args, th)
+    if na:
+        out.append(Alert("not_learning", "warning", na, b.last("t") if len(b) else None))
+    return out
+
+
+def _not_learning(view: RunView, rows: list[dict[str, float]], args: dict[str, Any], th: Thresholds) -> str | None:
+    from omr_core.training.optimizer import accumulate_of, optimizer_steps
+
+    col = next((c for c in view.results.columns if c.startswith("metrics/mAP50(")), None)
+    if col is None or len(rows) < th.flat_epochs:
+        return None
+    maps = np.array([r.get(col, math.nan) for r in rows], dtype=float)
+    if not np.isfinite(maps).all() or maps.max() >= th.flat_map:
+        return None
+    b = view.batches
+    nb_col = b.col("nb") if len(b) else np.array([])
+    nb = int(nb_col[np.isfinite(nb_col)][-1]) if np.isfinite(nb_col).any() else int((view.doc or {}).get("batches") or 0)
+    try:
+        batch, nbs = int(args.get("batch", 16)), int(args.get("nbs", 64))
+        epochs, warmup = int(args.get("epochs") or len(rows)), float(args.get("warmup_epochs", 3.0))
+    except (TypeError, ValueError):
+        return None
+    if nb <= 0 or batch < 1:
+        return None
+    steps = optimizer_steps(len(rows) * nb, nb, batch, nbs, epochs, warmup)
+    if steps >= th.few_steps:
+        return None
+    acc = accumulate_of(batch, nbs)
+    msg = f"Not learning: mAP50 is 0 after {len(rows)} epochs, and the optimizer has taken only {steps} step{'s' if steps != 1 else ''} ({nb} batches per epoch"
+    if acc > 1:
+        return (msg + f"; batch {batch} with nbs {nbs} adds up {acc} batches per step). Set nbs={batch} for one step "
+                "per batch, or raise the batch.")
+    return msg + "). A dataset this small needs many more epochs (or more images)."
 
 
 def evaluate(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:

@@ -27,6 +27,7 @@ from omr_core.training.runs import (
     find_run,
     process_alive,
     process_start_time,
+    read_json,
     read_run_json,
     update_run_json,
 )
@@ -171,16 +172,51 @@ def _live_doc(run_dir: Path) -> dict[str, Any]:
     return doc
 
 
-def stop(run: str | os.PathLike[str], runs_dir: str | os.PathLike[str] | None = None, *, at: str = "batch") -> Path:
+#: How a graceful stop can happen, default first.
+STOP_MODES = ("epoch", "batch")
+
+
+def stop_consequence(at: str, epoch: int | None, batch: int | None, batches: int | None) -> str:
+    """What a stop ``at`` "epoch" or "batch" does to the epoch in progress, in one sentence for the person.
+
+    Ultralytics leaves the batch loop when asked to stop, validates and saves that epoch as done: a stop mid-epoch
+    silently skips the rest of it, and resume starts with the next epoch.
+
+    Examples:
+        >>> stop_consequence("batch", 3, 1, 2)
+        'Stops after batch 1/2 of epoch 3: the other 1 batch of epoch 3 is skipped, yet Ultralytics saves epoch 3 as done and resume starts at epoch 4.'
+    """
+    if epoch is None:
+        return "Stops at the end of the epoch in progress." if at == "epoch" else "Stops after the batch in progress."
+    left = (batches - batch) if batch is not None and batches else None
+    if at == "epoch":
+        more = f" ({left} more batch{'es' if left != 1 else ''})" if left else ""
+        return f"Finishes epoch {epoch}{more}, validates it, then stops; resume starts at epoch {epoch + 1}."
+    where = f"batch {batch}/{batches} of epoch {epoch}" if batch is not None and batches else f"this batch of epoch {epoch}"
+    lost = (f"the other {left} batch{'es' if left != 1 else ''} of epoch {epoch} {'are' if left != 1 else 'is'} skipped"
+            if left else f"the rest of epoch {epoch} is skipped")
+    return f"Stops after {where}: {lost}, yet Ultralytics saves epoch {epoch} as done and resume starts at epoch {epoch + 1}."
+
+
+def pending_stop(run_dir: str | os.PathLike[str]) -> str | None:
+    """The mode ("epoch" or "batch") of a stop requested and not yet done, or None."""
+    req = Path(run_dir) / STOP_REQUEST
+    if not req.is_file():
+        return None
+    doc = read_json(req) or {}
+    return "epoch" if doc.get("mode") == "epoch" else "batch"
+
+
+def stop(run: str | os.PathLike[str], runs_dir: str | os.PathLike[str] | None = None, *, at: str = "epoch") -> Path:
     """Ask a run to stop gracefully, keeping a resumable checkpoint.
 
     Args:
         run: Run name (or folder).
         runs_dir: Runs folder.
-        at: "batch" stops after the current batch (the partial epoch counts as done on resume, after a last
-            validation); "epoch" finishes the epoch first.
+        at: "epoch" (default) finishes the epoch in progress first; "batch" stops after the current batch, and
+            Ultralytics then validates and saves the partial epoch as done (see `stop_consequence`).
     """
-    if at not in ("batch", "epoch"):
+    if at not in STOP_MODES:
         raise RunError(f"stop at {at!r}: use 'batch' or 'epoch'")
     run_dir = find_run(_runs_dir(runs_dir), str(run))
     _live_doc(run_dir)

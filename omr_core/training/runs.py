@@ -254,6 +254,15 @@ class RunSummary:
     def live(self) -> bool:
         return self.state in LIVE_STATES
 
+    @property
+    def epoch_text(self) -> str:
+        """``5 of 20, in progress`` while an epoch runs (``4/20`` next to ``batch 25/50`` read as a bug), else
+        epochs done of planned (``12/12``)."""
+        planned = self.epochs or "?"
+        if self.live and self.current_epoch and self.current_epoch > self.epoch:
+            return f"{self.current_epoch} of {planned}, in progress"
+        return f"{self.epoch}/{planned}"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["path"] = str(self.path)

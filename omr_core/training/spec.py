@@ -71,6 +71,49 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: The preset for data whose classes are DeepScoresV2's: sheet music must not be mirrored or colour-jittered.
+SHEET_MUSIC_PRESET = "sheet-music"
+#: Where nothing says the data is sheet music.
+PLAIN_PRESET = "ultralytics"
+
+
+@dataclass(frozen=True)
+class PresetChoice:
+    """The preset a launch gets when the person names none, and why (shown next to it)."""
+
+    name: str
+    reason: str
+
+
+def default_preset(data_yaml: str | os.PathLike[str] | None) -> PresetChoice:
+    """"sheet-music" when most class names of ``data_yaml`` are DeepScoresV2 names, else "ultralytics".
+
+    Ultralytics' defaults train with fliplr 0.5 and colour jitter: a mirrored clef is another symbol.
+    """
+    from omr_core.classes import class_table
+    from omr_core.datasets.yolo import read_names
+    from omr_core.errors import UnknownClassError
+
+    if not data_yaml:
+        return PresetChoice(PLAIN_PRESET, "no data.yaml chosen yet")
+    try:
+        names = read_names(data_yaml)
+    except (OmrError, OSError):
+        return PresetChoice(PLAIN_PRESET, f"the class names of {data_yaml} could not be read")
+    table = class_table()
+    known = 0
+    for n in names:
+        try:
+            table.canonical_name(str(n))
+        except UnknownClassError:
+            continue
+        known += 1
+    if names and known * 2 > len(names):
+        return PresetChoice(SHEET_MUSIC_PRESET, f"{known} of {len(names)} class names are DeepScoresV2's (sheet music: "
+                                                "no flips, rotations or colour jitter)")
+    return PresetChoice(PLAIN_PRESET, f"{known} of {len(names)} class names are DeepScoresV2's: not sheet music")
+
+
 @functools.lru_cache(maxsize=1)
 def ultralytics_defaults() -> dict[str, Any]:
     """Ultralytics' default configuration (``DEFAULT_CFG_DICT``) read from its default.yaml.

@@ -45,7 +45,7 @@ LOG_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 #: Seconds between the worker's own alert checks (stalled, VRAM, throughput), done in the sampler thread.
 ALERT_CHECK_S = 5.0
-_RECORDED_LIVE_ALERTS = ("stalled", "vram_high", "throughput_collapse")
+_RECORDED_LIVE_ALERTS = ("stalled", "vram_high", "throughput_collapse", "diverging", "not_learning")
 
 
 class _EventHandler(logging.Handler):
@@ -115,6 +115,7 @@ class Worker:
         self.session = len(doc.get("history") or []) + 1
         self.stop_signal = False  # SIGTERM received
         self.stopped_by_us = False  # we set trainer.stop
+        self.stop_why = ""  # "at the end of epoch 3", "after batch 1/2 of epoch 3": said in the final reason
         self.stop_pending_epoch = False  # "stop at the end of this epoch" requested
         self.after_loop = False  # next on_fit_epoch_end is Ultralytics' final evaluation
         self.copied_resumable = False
@@ -158,6 +159,7 @@ class Worker:
     def _request_stop(self, trainer: Any, why: str) -> None:
         if not self.stopped_by_us:
             self.stopped_by_us = True
+            self.stop_why = why
             trainer.stop = True
             # Recorded in run.json too: under DDP this runs in rank 0, not in the worker process that ends the run.
             update_run_json(self.run_dir, stopping=True)
@@ -227,7 +229,9 @@ class Worker:
                          epoch=int(trainer.epoch) + 1, batch=self.batch_i)
         mode = self._stop_mode()
         if mode == "batch" and not _ddp():
-            self._request_stop(trainer, f"after batch {self.batch_i}/{self.batch_n} of epoch {trainer.epoch + 1}")
+            left = self.batch_n - self.batch_i
+            skipped = f" (its other {left} batches skipped, the epoch saved as done)" if left > 0 else ""
+            self._request_stop(trainer, f"after batch {self.batch_i}/{self.batch_n} of epoch {trainer.epoch + 1}{skipped}")
         elif mode:
             # DDP ranks only agree on `stop` at the end of an epoch: a rank leaving the batch loop alone would hang.
             self.stop_pending_epoch = True
@@ -248,7 +252,7 @@ class Worker:
             update_run_json(self.run_dir, final_metrics=metrics, phase="final", phase_since=now)
             return
         if not trainer.stop and (self.stop_pending_epoch or self._stop_mode()):  # asked during validation, or DDP
-            self._request_stop(trainer, f"after epoch {trainer.epoch + 1}")
+            self._request_stop(trainer, f"at the end of epoch {trainer.epoch + 1}")
         changes: dict[str, Any] = {"phase": "train", "phase_since": now, "val_seconds": now - self.t_val,
                                    "epochs_done": int(trainer.epoch) + 1, "epochs": int(trainer.epochs)}
         if self.saved_epoch is not None:
@@ -372,7 +376,7 @@ class Worker:
             doc = read_run_json(self.run_dir) or {}
             done, planned = doc.get("epochs_done") or 0, doc.get("epochs") or 0
             if (self.stopped_by_us or doc.get("stopping")) and done < planned:  # a stop in the last epoch finished it
-                state, reason = "stopped", "stopped on request"
+                state, reason = "stopped", f"stopped on request {self.stop_why}".strip()
         except BaseException as exc:  # KeyboardInterrupt and SystemExit too: the run must not stay "running"
             state, code = "failed", 1
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:500]

@@ -100,6 +100,9 @@ def test_launch_watch_stop_resume_finish(dashboard_env: dict[str, str], dashboar
     wait_for_app(page)
     page.get_by_role("button", name=re.compile("Launch training")).click()
 
+    # Stop mid-epoch: the person chooses "after this batch" (the default waits for the end of the epoch).
+    page.locator(".st-key-stop_when_e2e").get_by_text("after this batch", exact=True).click()
+    wait_text(page, r"Stops after (batch \d+/4 of epoch \d+|the batch in progress)")
     # Live: the batch line of epoch 2 appears while the run trains. The worker is frozen there (SIGSTOP) while
     # the person reads the page and clicks Stop: on a loaded machine the page may answer slower than a tiny epoch
     # lasts, and a Stop that lands in the last epoch finishes the run instead of stopping it.
@@ -110,7 +113,7 @@ def test_launch_watch_stop_resume_finish(dashboard_env: dict[str, str], dashboar
         wait_text(page, rf"Last batch [\d:]+: epoch {frozen_epoch}, batch \d+/4")  # the page caught up
         assert page.locator('[data-testid="stException"]').count() == 0
         _click(page, "stop_e2e")
-        page.get_by_text("Stop requested for e2e").first.wait_for()  # the page says it took the click
+        page.get_by_text(re.compile(r"^Stop requested: Stops after")).first.wait_for()  # the page took the click
     finally:
         os.killpg(pid, signal.SIGCONT)
     txt = wait_text(page, r"stopped on request", r"Last epoch \d+")

@@ -74,3 +74,15 @@ def test_empty_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
     at = _open()
     assert "No runs" in at.info[0].value
+
+
+def test_best_and_final_does_not_repeat_the_map_columns(workspace: Path) -> None:
+    at = _open()
+    at.multiselect(key="cmp_runs").set_value(["sgd", "old"]).run()
+    cols = list(at.dataframe[0].value.columns)
+    assert cols == ["run", "state", "epochs", "best mAP50-95", "epoch of best", "final mAP50-95", "training time"]
+    at.selectbox(key="cmp_metric").set_value("train/box_loss").run()
+    summary = at.dataframe[0].value.set_index("run")
+    assert "best train/box_loss" in summary.columns and "best mAP50-95" in summary.columns
+    assert summary.loc["old", "best train/box_loss"] == pytest.approx(1.4)  # a loss: best is the lowest
+    assert summary.loc["old", "epoch of best train/box_loss"] == 2

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -64,11 +65,13 @@ def test_runs_table_and_live_panel(workspace: Path) -> None:
     states = dict(zip(table["run"], table["state"]))
     assert states == {"live": "running", "crashed": "failed", "detect/train3": "finished"}
     live = table[table["run"] == "live"].iloc[0]
-    assert live["epoch"] == "4/20" and live["batch i/n"] == "25/50" and live["batch"] == pytest.approx(0.5)
+    assert live["epoch"] == "5 of 20, in progress" and live["batch i/n"] == "25/50" and live["batch"] == pytest.approx(0.5)
+    assert table[table["run"] == "detect/train3"].iloc[0]["epoch"] == "2/2"
     assert live["ETA"] not in ("", "–")
     assert at.selectbox(key="monitor_run").value == "live"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Epoch"] == "4/20" and metrics["Batch"] == "25/50"
+    # 4 epochs done, batch 25 of the fifth: say which epoch is in progress (not "Epoch 4/20, Batch 25/50").
+    assert metrics["Epoch in progress"] == "5 of 20" and metrics["Batch"] == "25/50" and "Epoch" not in metrics
     text = at.text[0].value
     assert "Last epoch 4" in text and "batch 25/50" in text
     assert len(at.get("plotly_chart")) == 7  # losses, metrics, batches, lr, memory, util, throughput
@@ -88,9 +91,18 @@ def test_vanished_worker_shows_failed_with_alerts(workspace: Path) -> None:
 
 def test_stop_and_kill_buttons(workspace: Path, sleeper: subprocess.Popen[bytes]) -> None:
     at = _open()
+    # Stopping at the end of the epoch is the default, and the page says what each choice does before stopping.
+    assert at.radio(key="stop_when_live").value == "epoch"
+    captions = " ".join(c.value for c in at.caption)
+    assert "Finishes epoch 5 (25 more batches), validates it, then stops; resume starts at epoch 6." in captions
+    at.radio(key="stop_when_live").set_value("batch").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "Stops after batch 25/50 of epoch 5: the other 25 batches of epoch 5 are skipped" in captions
+    at.radio(key="stop_when_live").set_value("epoch").run()
     at.button(key="stop_live").click().run()
     assert not at.exception
-    assert (workspace / "runs" / "live" / "stop.request").exists()
+    assert orjson.loads((workspace / "runs" / "live" / "stop.request").read_bytes())["mode"] == "epoch"
+    assert any("Stop requested: Finishes epoch 5" in i.value for i in at.info), [i.value for i in at.info]
     at.button(key="kill_live").click().run()
     assert sleeper.wait(10) == -9
     doc = read_run_json(workspace / "runs" / "live")
@@ -149,3 +161,53 @@ def test_empty_workspace_offers_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
 def test_no_demo_button_once_there_are_runs(workspace: Path) -> None:
     at = _open()
     assert not [b for b in at.button if b.key == "demo_start"]
+
+
+def _loss_axis_types(at: AppTest) -> list[str]:
+    import json
+
+    types = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = str(spec["layout"].get("title", {}).get("text", ""))
+        if title.startswith(("Losses per epoch", "Epoch ")):
+            types.append(spec["layout"].get("yaxis", {}).get("type", "linear"))
+    return types
+
+
+def test_loss_charts_have_a_log_scale(workspace: Path) -> None:
+    at = _open()
+    assert _loss_axis_types(at) == ["linear", "linear"]  # per epoch and the batches of the epoch in progress
+    at.toggle(key="monitor_log_y").set_value(True).run()
+    assert not at.exception
+    assert _loss_axis_types(at) == ["log", "log"]
+
+
+def test_form_defaults_to_sheet_music_and_shows_the_real_optimizer(workspace: Path) -> None:
+    sheet = make_tiny_dataset(workspace / "datasets" / "a-sheet", n_train=16, n_val=2)
+    text = sheet.read_text()
+    for old, new in (("0: box", "0: noteheadBlackOnLine"), ("1: ellipse", "1: clefG"), ("2: bar", "2: restQuarter")):
+        text = text.replace(old, new)
+    sheet.write_text(text)
+    make_tiny_dataset(workspace / "datasets" / "b-shapes", n_train=2, n_val=1)
+    at = _open()
+    assert at.selectbox(key="tr_data_pick").value == str(sheet)
+    # DeepScoresV2 class names: the sheet-music preset (no flips, no colour jitter), and why.
+    assert at.selectbox(key="tr_preset").value == "sheet-music"
+    captions = " ".join(c.value for c in at.caption)
+    assert "3 of 3 class names are DeepScoresV2's" in captions
+    # optimizer=auto ignores lr0: the form says what Ultralytics will really use (16 images, batch 16, 100 epochs:
+    # 100 iterations -> AdamW with lr0 0.002*5/(4+3)).
+    assert "Optimizer that will be used: **AdamW**, lr0 0.001429, momentum 0.9" in captions, captions
+    assert at.number_input(key="tr_lr0").placeholder == "0.001429 (auto)"
+    assert "(default)" not in at.number_input(key="tr_lr0").placeholder
+    at.selectbox(key="tr_optimizer").set_value("SGD").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "Optimizer that will be used: **SGD**, lr0 0.01, momentum 0.937" in captions, captions
+
+    # Other data: Ultralytics' own defaults; a preset the person picked stays picked.
+    at.selectbox(key="tr_data_pick").set_value(str(workspace / "datasets" / "b-shapes" / "data.yaml")).run()
+    assert at.selectbox(key="tr_preset").value == "ultralytics"
+    at.selectbox(key="tr_preset").set_value("stable").run()
+    at.selectbox(key="tr_data_pick").set_value(str(sheet)).run()
+    assert at.selectbox(key="tr_preset").value == "stable"

@@ -65,3 +65,14 @@ def test_other_figures_build() -> None:
     assert "c" not in {y for tr in fig.data for y in tr.y}
     cmp = pd.DataFrame({"class": ["a", "b"], "d_ap50_95": [-0.1, 0.2], "ap50_95_a": [0.3, 0.1], "ap50_95_b": [0.2, 0.3]})
     assert list(compare_figure(cmp).data[0].y) == ["a", "b"]
+
+
+def test_colour_bar_title_stays_clear_of_its_ticks() -> None:
+    # A small matrix (4 classes, counts up to 12): the title sat on top of the bar, over its "10" tick label.
+    names, groups = ["a", "b", "c", "d"], ["rests", "clefs", "clefs", "rests"]
+    m = np.zeros((5, 5), dtype=np.int64)
+    m[0, 0], m[1, 2], m[4, 1], m[3, 3] = 12, 7, 2, 1
+    bar = confusion_figure(m, names, groups).data[0].marker.colorbar
+    assert bar.title.side == "right" and bar.title.text == "cases"
+    assert list(bar.ticktext) == ["1", "10"]  # only ticks inside the colour range (log10(13) ~ 1.11)
+    assert confusion_figure(m, names, groups, normalize=True).data[0].marker.colorbar.title.side == "right"

@@ -190,3 +190,16 @@ def test_reaper_of_a_run_folder_deleted_meanwhile_stays_quiet(tmp_path: Path) ->
     proc.stdin.close()  # now the worker exits
     launcher._reap(proc, run_dir)  # type: ignore[arg-type]
     assert proc.returncode == 0 and not run_dir.exists()
+
+def test_runs_verb_names_the_epoch_in_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import psutil
+    from run_fixtures import write_run
+
+    from omr_core.cli import main
+
+    me = psutil.Process()
+    write_run(tmp_path / "runs" / "first", epochs_done=0, epochs=10, batches_per_epoch=6, state="running", pid=me.pid,
+              pid_create_time=me.create_time())
+    assert main(["runs", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 10, in progress" in out and "0/10" not in out and "3/6" in out  # batch 3 of 6 in the first epoch

@@ -1,0 +1,26 @@
+"""Shared fixtures of the evaluation tests: one trained model per session and its evaluation at threshold 0.1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_evaluate_fixture import SIZE, TrainedRun, trained_run  # noqa: E402
+
+from omr_core.review.evaluate import Evaluation, evaluate
+
+#: The tiny model is weak, so the tests use a threshold its correct detections pass.
+CONF = 0.1
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    return trained_run(tmp_path_factory.mktemp("evaluate"))
+
+
+@pytest.fixture(scope="session")
+def ev(run: TrainedRun) -> Evaluation:
+    return evaluate(run.weights, run.data, "val", imgsz=SIZE, batch=4, conf=CONF)
