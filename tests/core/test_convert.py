@@ -276,6 +276,8 @@ def test_cli_convert(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture
     assert main([*args, "--preset", "core", "--imgsz", "1024", "--copy-images"]) == 0
     out = capsys.readouterr().out
     assert "verification:" in out and "FAIL" not in out and "ok: per-class label counts equal the plan" in out
+    man = json.loads((tmp_path / "o" / "excluded_classes.json").read_text())
+    assert len(man["excluded"]) == 5 and all(f"  exclude {e['line']}\n" in out for e in man["excluded"])  # the plan, printed
     for p in (tmp_path / "o" / "images" / "train").iterdir():  # copies: another inode
         assert not p.is_symlink() and not p.samefile(source / "images" / p.name)
     assert main([*args, "--preset", "core"]) == 2  # OUT now exists and is not empty
