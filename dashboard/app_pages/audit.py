@@ -19,7 +19,6 @@ from ui.audit import (
     show_gallery,
     show_lookup,
     stats_cached,
-    table_styled,
     table_view,
     workspace_datasets,
 )
@@ -245,8 +244,9 @@ with t_table:
     q = st.text_input("Search (name, group, id, flag)", key="audit_search", placeholder="e.g. clef, critical, 42, < 2 px")
     view = table_view(stats, q, set(plan.excluded))
     with st.container(key="audit_class_table"):
-        st.dataframe(table_styled(view), column_config=column_config(imgsz), hide_index=True, width="stretch",
-                     height=min(36 * len(view) + 40, 700))
+        # placeholder "": a class with no instance has no size; the grid's default placeholder reads "None"
+        st.dataframe(view, column_config=column_config(imgsz), hide_index=True, width="stretch",
+                     height=min(36 * len(view) + 40, 700), placeholder="")
     st.caption(f"{len(view)} of {len(stats)} classes · click a header to sort · median sizes at imgsz {imgsz} use "
                "scale = imgsz / max(page width, height) per page, like Ultralytics' letterbox.")
 

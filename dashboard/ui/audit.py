@@ -43,7 +43,6 @@ TABLE_COLUMNS = [
     "id", "yolo_index", "name", "flags", "group", "instances", "images", "share",
     "median_w", "median_h", "median_w_at", "median_h_at",
 ]
-SIZE_FORMATS = {"median_w": "{:.1f}", "median_h": "{:.1f}", "median_w_at": "{:.2f}", "median_h_at": "{:.2f}"}
 
 
 def _mtime(path: str) -> int:
@@ -132,11 +131,6 @@ def table_view(stats: pd.DataFrame, query: str, excluded: set[str]) -> pd.DataFr
     return df[TABLE_COLUMNS]
 
 
-def table_styled(view: pd.DataFrame) -> Any:
-    """``view`` with empty sizes shown blank (a class with no instance has no size, not "None")."""
-    return view.style.format({c: f for c, f in SIZE_FORMATS.items() if c in view.columns}, na_rep="")
-
-
 def column_config(imgsz: int) -> dict[str, Any]:
     """st.dataframe column configuration of the class table."""
     cc = st.column_config
@@ -144,7 +138,7 @@ def column_config(imgsz: int) -> dict[str, Any]:
         "id": cc.NumberColumn("id", help="official DeepScoresV2 id", format="%d", width="small"),
         "yolo_index": cc.NumberColumn("YOLO", help="index in the source (DeepScoresV2: id - 1)", format="%d", width="small"),
         "name": cc.TextColumn("name", width="medium"),
-        "group": cc.TextColumn("group"),
+        "group": cc.TextColumn("group", width=125),
         "instances": cc.NumberColumn("instances", format="localized"),
         "images": cc.NumberColumn("images", help="images containing the class", format="localized"),
         "share": cc.ProgressColumn("share %", help="share of all instances", format="%.2f%%", min_value=0.0, max_value=30.0),
@@ -152,7 +146,7 @@ def column_config(imgsz: int) -> dict[str, Any]:
         "median_h": cc.NumberColumn("med h px", format="%.1f"),
         "median_w_at": cc.NumberColumn(f"w @{imgsz}", help=f"median width after letterbox to {imgsz}", format="%.2f"),
         "median_h_at": cc.NumberColumn(f"h @{imgsz}", help=f"median height after letterbox to {imgsz}", format="%.2f"),
-        "flags": cc.TextColumn("flags", width="large"),
+        "flags": cc.TextColumn("flags", width=280),
     }
 
 
