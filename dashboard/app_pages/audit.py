@@ -230,7 +230,8 @@ s[3].metric("Kept but empty", len(summ.become_empty), help="kept classes with no
 plan_rows = excluded_classes(plan, stats)
 if plan_rows:
     with st.container(key="audit_plan_table"):
-        st.dataframe(plan_table(plan_rows), hide_index=True, width="stretch", height="auto" if len(plan_rows) <= 10 else 400)
+        st.dataframe(plan_table(plan_rows), hide_index=True, width="stretch", height="auto" if len(plan_rows) <= 10 else 400,
+                     column_config={"instances": st.column_config.NumberColumn("instances", format="localized")})
 if summ.become_empty:
     with st.expander(f"{len(summ.become_empty)} kept classes have no instance in this dataset"):
         st.write(", ".join(summ.become_empty))

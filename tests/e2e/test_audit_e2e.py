@@ -317,3 +317,35 @@ def test_audit_table_chart_and_metrics_read_well(dashboard_server: str, browser_
     tops = [t.bounding_box()["y"] for t in chart.locator("g.xtick text, g.x2tick text").all() if t.bounding_box()]
     assert any(y < box["y"] + 200 for y in tops), "no x-axis labels near the top of the chart"
     assert any(y > box["y"] + box["height"] - 120 for y in tops), "no x-axis labels at the bottom of the chart"
+
+
+CLIPPED_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] *')]
+    .filter(e => e.offsetParent !== null && ((e.tagName === 'INPUT' ? e.value : e.innerText) || '').trim())
+    .filter(e => e.scrollWidth > e.clientWidth + 1
+                 && (e.tagName === 'INPUT' || ['hidden', 'clip'].includes(getComputedStyle(e).overflowX)))
+    .map(e => (e.tagName === 'INPUT' ? e.value : e.innerText).trim().slice(0, 80))"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_audit_page_has_no_clipped_text(dashboard_server: str, browser_page: Any, width: int) -> None:
+    """Screenshots at common widths, and no label, caption or metric cut off with an ellipsis."""
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 1000})
+    _open_audit(page, dashboard_server, REAL)
+    page.locator(".st-key-audit_apply_preset button").click()
+    _wait_metric(page, "Excluded classes", "5")
+    _type(page, "Classes to exclude", "artic")
+    _wait_text(page, r"'artic' is not a class name")
+    _type(page, "Exclude by id (resolved to names; you must confirm)", "6")
+    _wait_text(page, "6 → clefG")
+    page.set_viewport_size({"width": width, "height": 3200})  # the whole plan section in one picture
+    _shot(page, f"audit-{width}-plan.png")
+    clipped = page.evaluate(CLIPPED_JS)
+    for tab in ("Distribution", "Density & memory", "Convert to YOLO"):
+        page.get_by_role("tab", name=tab).click()
+        page.get_by_role("tab", name=tab, selected=True).wait_for()
+        if tab == "Distribution":
+            page.locator("[data-testid='stPlotlyChart'] .xtick text").first.wait_for()
+        _shot(page, f"audit-{width}-{tab.split()[0].lower()}.png")
+        clipped += page.evaluate(CLIPPED_JS)
+    assert not clipped, f"text cut off at {width} px: {sorted(set(clipped))}"
