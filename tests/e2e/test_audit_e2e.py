@@ -90,9 +90,21 @@ def _plan_names(page: Any) -> set[str]:
     grid.locator("td").first.wait_for(state="attached")
     cells = grid.locator("td").all_inner_texts()
     heads = grid.locator("th").all_inner_texts()
+    if "name" not in heads:  # mid-repaint
+        return set()
     ncol = len(heads)
     col = heads.index("name")
     return {cells[i] for i in range(col, len(cells), ncol)}
+
+
+def _wait_plan(page: Any, want: set[str], timeout: float = 30) -> None:
+    """Wait until the plan table lists exactly ``want`` (the grid repaints after the metrics)."""
+    deadline = time.monotonic() + timeout
+    got = _plan_names(page)
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.3)
+        got = _plan_names(page)
+    assert got == want, f"plan table shows {sorted(got)}, expected {sorted(want)}"
 
 
 def _shot(page: Any, name: str) -> None:
@@ -108,14 +120,14 @@ def test_enter_adds_exactly_the_typed_name(dashboard_server: str, browser_page: 
     _type(page, "Classes to exclude", "tie")
     _wait_text(page, r"Added exactly: tie")
     assert _metric(page, "Excluded classes") == "1", _main(page)[-1500:]
-    assert _plan_names(page) == {"tie"}
+    _wait_plan(page, {"tie"})
     assert page.locator('[data-testid="stAlert"]').filter(has_text="Refused").count() == 0
 
     # "stem" + Enter used to add four graceNote…Stem… classes as well
     _type(page, "Classes to exclude", "stem")
     _wait_text(page, r"Added exactly: stem")
     assert _metric(page, "Excluded classes") == "2"
-    assert _plan_names(page) == {"tie", "stem"}
+    _wait_plan(page, {"tie", "stem"})
 
     # a partial name + Enter adds nothing; the candidates are listed and each needs its own click
     _type(page, "Classes to exclude", "artic")
@@ -126,13 +138,13 @@ def test_enter_adds_exactly_the_typed_name(dashboard_server: str, browser_page: 
     _shot(page, "audit-suggestions.png")
     page.get_by_role("button", name="articAccentAbove", exact=True).click()
     _wait_metric(page, "Excluded classes", "3")
-    assert _plan_names(page) == {"tie", "stem", "articAccentAbove"}
+    _wait_plan(page, {"tie", "stem", "articAccentAbove"})
 
     # several names pasted at once: the exact ones join, the unknown one joins nothing and is reported
     _type(page, "Classes to exclude", "beam, slur ledgerLine noteh")
     _wait_text(page, r"'noteh' is not a class name")
     assert _metric(page, "Excluded classes") == "6"
-    assert _plan_names(page) == {"tie", "stem", "articAccentAbove", "beam", "slur", "ledgerLine"}
+    _wait_plan(page, {"tie", "stem", "articAccentAbove", "beam", "slur", "ledgerLine"})
     assert "'noteh' is not a class name" in _main(page)
 
     # an exact critical name is refused and stays out of the plan until the override
@@ -140,7 +152,7 @@ def test_enter_adds_exactly_the_typed_name(dashboard_server: str, browser_page: 
     _wait_text(page, r"Refused: clefG")
     assert page.locator('[data-testid="stAlert"]').filter(has_text="Refused: clefG").count() == 1
     assert _metric(page, "Excluded classes") == "6"
-    assert "clefG" not in _plan_names(page)
+    _wait_plan(page, {"tie", "stem", "articAccentAbove", "beam", "slur", "ledgerLine"})  # no clefG
     assert page.locator(".st-key-audit_convert button").first.is_disabled()
 
     # removing one class from the plan
@@ -148,7 +160,7 @@ def test_enter_adds_exactly_the_typed_name(dashboard_server: str, browser_page: 
     _choose(page, "audit_remove", "beam")
     page.locator(".st-key-audit_remove_btn button").first.click()
     _wait_metric(page, "Excluded classes", "5")
-    assert "beam" not in _plan_names(page)
+    _wait_plan(page, {"tie", "stem", "articAccentAbove", "slur", "ledgerLine"})
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
