@@ -18,7 +18,9 @@ from ui.sidebar import render_sidebar  # noqa: E402
 st.set_page_config(page_title="OMR training dashboard", page_icon=":material/music_note:", layout="wide")
 
 PAGES = [
-    st.Page("app_pages/training.py", title="Training & live monitor", icon=":material/monitoring:", url_path="training", default=True),
+    # "/" forwards to /training: a default page loses its url_path, and /training must work as a bookmark
+    st.Page("app_pages/home.py", title="Home", url_path="home", default=True, visibility="hidden"),
+    st.Page("app_pages/training.py", title="Training & live monitor", icon=":material/monitoring:", url_path="training"),
     st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("app_pages/audit.py", title="Class audit", icon=":material/fact_check:", url_path="audit"),
     st.Page("app_pages/review.py", title="Review a score", icon=":material/music_note:", url_path="review"),

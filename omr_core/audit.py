@@ -575,6 +575,106 @@ def make_plan(
     )
 
 
+def effective_plan(requested: ExclusionPlan) -> ExclusionPlan:
+    """The plan really applied: critical classes refused for want of the override stay in the dataset.
+
+    A refused exclusion must never be dropped silently from what the user sees, nor applied: the caller shows
+    ``requested.violations`` and uses this plan for counts, forecasts and previews.
+    """
+    if not requested.violations:
+        return requested
+    refused = set(requested.critical_excluded)
+    return ExclusionPlan(
+        universe=requested.universe,
+        excluded=tuple(n for n in requested.excluded if n not in refused),
+        reasons=tuple((n, why) for n, why in requested.reasons if n not in refused),
+        not_in_source=requested.not_in_source,
+    )
+
+
+@dataclass(frozen=True)
+class NameLookup:
+    """What a typed list of class names resolves to.
+
+    Attributes:
+        exact: Names of the universe typed exactly (case-insensitively, aliases accepted), in typed order.
+        unknown: ``(token, candidates)`` for each token that is no class name: candidates are the universe's
+            names containing it (or spelled closest to it), for the user to pick one by one.
+    """
+
+    exact: tuple[str, ...] = ()
+    unknown: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def _exact_name(universe: Sequence[str], token: str) -> str | None:
+    if token in universe:
+        return token
+    folded = [n for n in universe if n.lower() == token.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    try:
+        return canonical_in(universe, token) if not token.isdigit() else None
+    except UnknownClassError:
+        return None
+
+
+def lookup_names(universe: Sequence[str], text: str, *, max_candidates: int = 24) -> NameLookup:
+    """Resolve typed names exactly; never expand a partial name into the classes that contain it.
+
+    Args:
+        universe: The source's class names.
+        text: Names separated by spaces, commas or semicolons (``"stem tie"``, a pasted list).
+        max_candidates: At most this many candidates listed per unknown token.
+
+    Returns:
+        The exact names (each once) and, per unknown token, candidate names to offer (not to add).
+    """
+    import difflib
+
+    exact: list[str] = []
+    unknown: list[tuple[str, tuple[str, ...]]] = []
+    present = list(universe)
+    for tok in split_tokens(text):
+        name = _exact_name(universe, tok)
+        if name is not None and name in universe:
+            if name not in exact:
+                exact.append(name)
+            continue
+        low = tok.lower()
+        cands = [n for n in present if low in n.lower()] if not tok.isdigit() else []
+        if not cands and not tok.isdigit():
+            cands = difflib.get_close_matches(tok, present, n=5, cutoff=0.5)
+        unknown.append((tok, tuple(cands[:max_candidates])))
+    return NameLookup(tuple(exact), tuple(unknown))
+
+
+@dataclass(frozen=True)
+class ExcludedClass:
+    """One line of a plan as the user acknowledges it: name, official id, instances here, why."""
+
+    name: str
+    id: int | None
+    instances: int
+    reason: str
+    critical: bool
+
+    @property
+    def line(self) -> str:
+        """``"stem (id 42): 1,957 instances; preset core symbols"`` (the same text in the page, log and JSON)."""
+        ident = f"id {self.id}" if self.id is not None else "unofficial"
+        return f"{self.name} ({ident}): {self.instances:,} instances; {self.reason}"
+
+
+def excluded_classes(plan: ExclusionPlan, stats: pd.DataFrame) -> list[ExcludedClass]:
+    """Every excluded class of ``plan`` with its id, its instance count in ``stats`` and its reason, in source order."""
+    counts = dict(zip(stats["name"], stats["instances"].astype(int)))
+    out = []
+    for n in plan.excluded:
+        c = _official(n)
+        out.append(ExcludedClass(n, c.id if c else None, int(counts.get(n, 0)), plan.reason(n), bool(c and c.critical)))
+    return out
+
+
 @dataclass(frozen=True)
 class PlanSummary:
     """What a plan does to a dataset.

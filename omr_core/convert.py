@@ -25,6 +25,7 @@ from omr_core.audit import (
     _image_rows,
     _official,
     class_stats,
+    excluded_classes,
 )
 from omr_core.errors import OmrError
 from omr_core.forecast import Forecast, forecast
@@ -229,8 +230,15 @@ def assign_splits(ds: LoadedDataset, options: ConvertOptions) -> np.ndarray:
         if len(train) == 0:  # one file that is not a train split (e.g. only deepscores_test.json): split all of it
             out[:] = "train"
             train = np.arange(len(src))
+        if len(train) < 2:
+            raise ConvertError(
+                f"cannot carve a validation set: the source has {_pages(len(train))} to split, and carving needs "
+                "at least 2 pages (at least 1 to train on and 1 to validate); add pages, or give a test split "
+                "(e.g. deepscores_test.json) with --val-from test (dashboard: \"the source's test split\")"
+            )
         rng = np.random.default_rng(options.seed)
-        n_val = max(1, int(round(len(train) * options.val_fraction))) if len(train) > 1 else 0
+        # at least one page to validate on, and at least one left to train on, whatever the fraction
+        n_val = min(len(train) - 1, max(1, int(round(len(train) * options.val_fraction))))
         out[rng.choice(train, size=n_val, replace=False)] = "val"
     if not (out == "train").any():
         raise ConvertError(
@@ -238,10 +246,16 @@ def assign_splits(ds: LoadedDataset, options: ConvertOptions) -> np.ndarray:
             + (" (give deepscores_train.json too, or use --val-from split)" if ds.kind == KIND_DEEPSCORES else "")
         )
     if not (out == "val").any():
+        need = "" if len(out) >= 2 else f"; it has {_pages(len(out))} and carving needs at least 2 pages, so add pages"
         raise ConvertError(
-            "no validation images: the source has no test/val split; use --val-from split to carve one from train"
+            "no validation images: the source has no test/val split; use --val-from split "
+            f"(dashboard: \"carved from train\") to carve one from train{need}"
         )
     return out
+
+
+def _pages(n: int) -> str:
+    return f"{n} page" + ("" if n == 1 else "s")
 
 
 def fix_boxes(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, BoxFixes]:
@@ -576,6 +590,8 @@ def convert(
         say(override)
     say(f"source: {', '.join(map(str, ds.paths))} ({ds.kind}, {n_img} images, {int(sum(src_counts.values()))} instances)")
     say(f"kept {len(plan.kept)} classes, excluded {len(plan.excluded)}: {', '.join(plan.excluded) or '(none)'}")
+    for excl in excluded_classes(plan, stats):
+        say(f"exclude {excl.line}")
     say(
         "boxes: "
         + ", ".join(f"{k} {v}" for k, v in fixes.to_dict().items() if k not in ("slivers", "lost_in_tiling"))
@@ -818,8 +834,9 @@ def _manifest(
         },
         "nc": len(plan.kept),
         "excluded": [
-            {**ident(n), "reason": plan.reason(n), "source_instances": src.get(n, 0), "source_images": imgs_with.get(n, 0)}
-            for n in plan.excluded
+            {**ident(e.name), "reason": e.reason, "source_instances": e.instances, "source_images": imgs_with.get(e.name, 0),
+             "line": e.line}
+            for e in excluded_classes(plan, stats)
         ],
         "kept": [
             {**ident(n), "new_index": i, "source_instances": src.get(n, 0), "labels_written": counts.get(n, 0)}

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import streamlit as st
 from ui.audit import (
+    acknowledge_plan,
     column_config,
     dataset_key,
     density_figure,
     distribution_figure,
     gallery_cached,
     load_cached,
+    plan_table,
     save_uploads,
     show_gallery,
+    show_lookup,
     stats_cached,
     table_view,
     workspace_datasets,
@@ -25,8 +28,11 @@ from omr_core.audit import (
     PRESETS,
     ExclusionPlan,
     check_yaml,
+    effective_plan,
+    excluded_classes,
     forecasts,
     instances_per_image,
+    lookup_names,
     make_plan,
     resolve_ids,
     split_tokens,
@@ -109,29 +115,74 @@ def _label(n: str) -> str:
     return f"{n} ({ident}, {r['instances']:,}){crit}"
 
 
+def _add(name: str, why: str) -> None:
+    if name not in st.session_state["audit_exclude"]:
+        st.session_state["audit_exclude"] = [*st.session_state["audit_exclude"], name]
+    st.session_state["audit_reasons"].setdefault(name, why)
+
+
+def _add_typed() -> None:
+    # Enter adds exactly the names typed; a partial name adds nothing and lists its candidates instead.
+    found = lookup_names(names, st.session_state["audit_names"])
+    for n in found.exact:
+        _add(n, "typed name")
+    st.session_state["audit_lookup"] = found
+    st.session_state["audit_names"] = ""
+
+
 def _apply_preset() -> None:
     pr = PRESETS[st.session_state["audit_preset"]]
     st.session_state["audit_exclude"] = list(pr.exclusions(names))
+    st.session_state["audit_reasons"] = {n: f"preset {pr.name}" for n in st.session_state["audit_exclude"]}
+    st.session_state["audit_lookup"] = None
+
+
+def _remove() -> None:
+    gone = st.session_state.get("audit_remove")
+    st.session_state["audit_exclude"] = [n for n in st.session_state["audit_exclude"] if n != gone]
+    st.session_state["audit_reasons"].pop(gone, None)
 
 
 def _clear_plan() -> None:
     st.session_state["audit_exclude"] = []
+    st.session_state["audit_reasons"] = {}
+    st.session_state["audit_lookup"] = None
     st.session_state["audit_ids"] = ""
     st.session_state["audit_ids_ok"] = False
 
 
+def _ids_changed() -> None:
+    # any edit of the ids withdraws the confirmation: it was given for the names shown then, not for these
+    st.session_state["audit_ids_ok"] = False
+
+
+def _ids_confirmed() -> None:
+    st.session_state["audit_ids_ok_for"] = split_tokens(st.session_state.get("audit_ids", ""))
+
+
 st.session_state.setdefault("audit_exclude", [])
+st.session_state.setdefault("audit_reasons", {})
 st.session_state["audit_exclude"] = [n for n in st.session_state["audit_exclude"] if n in names]
 pc = st.columns([3, 1, 1])
-pc[0].selectbox(
-    "Preset", list(PRESETS), key="audit_preset", format_func=lambda p: f"{p}: {PRESETS[p].description}"
-)
+pc[0].selectbox("Preset", list(PRESETS), key="audit_preset", help="\n\n".join(f"**{p}**: {pr.description}" for p, pr in PRESETS.items()))
 pc[1].button("Apply preset", on_click=_apply_preset, key="audit_apply_preset", width="stretch")
 pc[2].button("Clear plan", on_click=_clear_plan, key="audit_clear", width="stretch")
-chosen = st.multiselect("Classes to exclude", names, key="audit_exclude", format_func=_label)
+st.caption(f"Preset \"{st.session_state['audit_preset']}\": {PRESETS[st.session_state['audit_preset']].description}")
+st.text_input(
+    "Classes to exclude", key="audit_names", on_change=_add_typed, placeholder="exact names, e.g. stem tie slur, then Enter",
+    help="Enter adds exactly the names typed (several may be pasted, separated by spaces or commas). "
+    "A partial name adds nothing: the classes containing it are listed, and each needs its own click.",
+)
+show_lookup(st.session_state.get("audit_lookup"), names, _add)
+chosen = list(st.session_state["audit_exclude"])
+if chosen:
+    rc = st.columns([3, 1])
+    rc[0].selectbox("Remove from the plan", chosen, key="audit_remove", format_func=_label)
+    rc[1].button("Remove", key="audit_remove_btn", on_click=_remove, width="stretch")
 
 ids_text = st.text_input(
     "Exclude by id (resolved to names; you must confirm)", key="audit_ids", placeholder="e.g. 122 123 121",
+    on_change=_ids_changed,
     help="Ids are how our users lost a run (6 is clefG, not beam). They are shown as names and only join the plan once confirmed.",
 )
 id_names: list[str] = []
@@ -141,20 +192,19 @@ if ids_text.strip():
     bad = [r for r in res if r.category is None or r.category.name not in names]
     if bad:
         st.error("Not classes of this dataset: " + ", ".join(r.token for r in bad))
-    confirmed = st.checkbox("Yes, these names are the classes I mean to exclude", key="audit_ids_ok")
-    if confirmed:
+    confirmed = st.checkbox("Yes, these names are the classes I mean to exclude", key="audit_ids_ok", on_change=_ids_confirmed)
+    if confirmed and st.session_state.get("audit_ids_ok_for") == split_tokens(ids_text):
         id_names = [r.category.name for r in res if r.category is not None and r.category.name in names]
     else:
         st.info("Typed ids are not part of the plan until you confirm the names above.")
 
-oc = st.columns([2, 1])
-override = oc[0].checkbox(
+override = st.checkbox(
     "Override: allow excluding critical classes (logged in excluded_classes.json and the conversion log)",
     key="audit_override",
 )
-drop_empty = oc[1].checkbox("Also exclude classes with no instance here", key="audit_drop_empty")
+drop_empty = st.checkbox("Also exclude classes with no instance here", key="audit_drop_empty")
 
-reasons = {n: f"typed id {info[n]['id']} (confirmed)" for n in id_names if n not in chosen}
+reasons = {**st.session_state["audit_reasons"], **{n: f"typed id {info[n]['id']} (confirmed)" for n in id_names if n not in chosen}}
 requested = make_plan(
     names,
     [*chosen, *id_names],
@@ -162,17 +212,9 @@ requested = make_plan(
     reasons=reasons,
     drop_empty=[n for n in names if info[n]["instances"] == 0] if drop_empty else (),
 )
-if requested.violations:
-    for v in requested.violations:
-        st.error(f"Refused: {v}", icon=":material/block:")
-    # The refused critical classes stay in: the effective plan never drops them silently.
-    plan: ExclusionPlan = make_plan(
-        names,
-        [n for n in requested.excluded if n not in requested.critical_excluded],
-        reasons=dict(requested.reasons),
-    )
-else:
-    plan = requested
+for v in requested.violations:
+    st.error(f"Refused: {v}", icon=":material/block:")
+plan: ExclusionPlan = effective_plan(requested)  # refused critical classes stay in the dataset
 if plan.override_log():
     st.warning(plan.override_log(), icon=":material/priority_high:")
     if st.session_state.get("_audit_logged") != plan.override_log():
@@ -183,10 +225,13 @@ summ = summarize(stats, plan)
 s = st.columns(4)
 s[0].metric("Kept classes", summ.kept_classes)
 s[1].metric("Excluded classes", summ.excluded_classes)
-s[2].metric("Instances removed", f"{summ.instances_removed:,}", f"{summ.removed_pct:.1f}%", delta_color="off")
+s[2].metric("Instances removed", f"{summ.instances_removed:,}", f"{summ.removed_pct:.1f}% of all", delta_color="off", delta_arrow="off")
 s[3].metric("Kept but empty", len(summ.become_empty), help="kept classes with no instance here: they can never be learned")
-if plan.excluded:
-    st.caption("Excluded: " + ", ".join(f"{n} (id {info[n]['id']}; {plan.reason(n)})" for n in plan.excluded))
+plan_rows = excluded_classes(plan, stats)
+if plan_rows:
+    with st.container(key="audit_plan_table"):
+        st.dataframe(plan_table(plan_rows), hide_index=True, width="stretch", height="auto" if len(plan_rows) <= 10 else 400,
+                     column_config={"instances": st.column_config.NumberColumn("instances", format="localized")})
 if summ.become_empty:
     with st.expander(f"{len(summ.become_empty)} kept classes have no instance in this dataset"):
         st.write(", ".join(summ.become_empty))
@@ -199,7 +244,10 @@ t_table, t_chart, t_gallery, t_density, t_yaml, t_convert = st.tabs(
 with t_table:
     q = st.text_input("Search (name, group, id, flag)", key="audit_search", placeholder="e.g. clef, critical, 42, < 2 px")
     view = table_view(stats, q, set(plan.excluded))
-    st.dataframe(view, column_config=column_config(imgsz), hide_index=True, width="stretch", height=min(36 * len(view) + 40, 700))
+    with st.container(key="audit_class_table"):
+        # placeholder "": a class with no instance has no size; the grid's default placeholder reads "None"
+        st.dataframe(view, column_config=column_config(imgsz), hide_index=True, width="stretch",
+                     height=min(36 * len(view) + 40, 700), placeholder="")
     st.caption(f"{len(view)} of {len(stats)} classes · click a header to sort · median sizes at imgsz {imgsz} use "
                "scale = imgsz / max(page width, height) per page, like Ultralytics' letterbox.")
 
@@ -277,16 +325,20 @@ with t_convert:
     tile = int(tc[1].number_input("Tile size (px)", 256, 4096, 1024, step=64, key="audit_tile", disabled=not tile_on))
     overlap = float(tc[2].number_input("Overlap", 0.0, 0.5, 0.2, step=0.05, key="audit_overlap", disabled=not tile_on))
     overwrite = st.checkbox("Replace the folder if it exists", key="audit_overwrite")
-    disabled = bool(requested.violations) or not out_name.strip()
+    acked = acknowledge_plan(plan, plan_rows)
+    disabled = bool(requested.violations) or not out_name.strip() or not acked
     if requested.violations:
         st.caption("Conversion is disabled while the plan asks for a refused critical exclusion.")
+    elif not acked:
+        st.caption("Conversion is enabled once you have read and acknowledged the plan above.")
     if st.button("Convert", type="primary", disabled=disabled, key="audit_convert") and can_act("Converting a dataset"):
         from omr_core.convert import ConvertOptions, convert
         from omr_core.security import sanitize_run_name
 
         try:
             out = ws.confine(ws.datasets / sanitize_run_name(out_name))
-            bar = st.progress(0.0, text="Converting…")
+            slot = st.empty()  # the bar goes away on failure: no "Converting…" left above an error
+            bar = slot.progress(0.0, text="Converting…")
             rep = convert(
                 ds,
                 out,
@@ -297,7 +349,9 @@ with t_convert:
                 log=lambda m_: log.info("%s", m_),
             )
         except OmrError as exc:
-            st.error(str(exc))
+            if "slot" in locals():
+                slot.empty()
+            st.error(f"Conversion failed, nothing was written: {exc}")
         else:
             bar.progress(1.0, text="Done")
             st.success(f"Wrote {rep.out} · {rep.labels:,} labels · {len(rep.names)} classes · {rep.seconds:.1f} s")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,17 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from omr_core.audit import LoadedDataset, class_stats, find_datasets, load_dataset, render_crop, sample_crops
+from omr_core.audit import (
+    ExcludedClass,
+    ExclusionPlan,
+    LoadedDataset,
+    NameLookup,
+    class_stats,
+    find_datasets,
+    load_dataset,
+    render_crop,
+    sample_crops,
+)
 from omr_core.classes import GROUPS
 
 #: One colour per class group (qualitative palette; "unofficial" for names outside DeepScoresV2).
@@ -26,9 +38,10 @@ GROUP_COLORS: dict[str, str] = dict(
     )
 )
 
+# flags right after the name: at 1400 px the last columns are off-screen, and the flags are what matter most
 TABLE_COLUMNS = [
-    "id", "yolo_index", "name", "group", "instances", "images", "share",
-    "median_w", "median_h", "median_w_at", "median_h_at", "flags",
+    "id", "yolo_index", "name", "flags", "group", "instances", "images", "share",
+    "median_w", "median_h", "median_w_at", "median_h_at",
 ]
 
 
@@ -125,7 +138,7 @@ def column_config(imgsz: int) -> dict[str, Any]:
         "id": cc.NumberColumn("id", help="official DeepScoresV2 id", format="%d", width="small"),
         "yolo_index": cc.NumberColumn("YOLO", help="index in the source (DeepScoresV2: id - 1)", format="%d", width="small"),
         "name": cc.TextColumn("name", width="medium"),
-        "group": cc.TextColumn("group"),
+        "group": cc.TextColumn("group", width=125),
         "instances": cc.NumberColumn("instances", format="localized"),
         "images": cc.NumberColumn("images", help="images containing the class", format="localized"),
         "share": cc.ProgressColumn("share %", help="share of all instances", format="%.2f%%", min_value=0.0, max_value=30.0),
@@ -133,7 +146,7 @@ def column_config(imgsz: int) -> dict[str, Any]:
         "median_h": cc.NumberColumn("med h px", format="%.1f"),
         "median_w_at": cc.NumberColumn(f"w @{imgsz}", help=f"median width after letterbox to {imgsz}", format="%.2f"),
         "median_h_at": cc.NumberColumn(f"h @{imgsz}", help=f"median height after letterbox to {imgsz}", format="%.2f"),
-        "flags": cc.TextColumn("flags", width="large"),
+        "flags": cc.TextColumn("flags", width=280),
     }
 
 
@@ -160,13 +173,31 @@ def distribution_figure(stats: pd.DataFrame, *, log_x: bool = True, hide_empty: 
             customdata=np.stack([sub["id"].astype(str), sub["instances"]], axis=1),
             hovertemplate="%{y} (id %{customdata[0]}): %{customdata[1]:,} instances<extra>" + group + "</extra>",
         )
+    # The chart is ~2,400 px tall for 136 classes: a second, matched x-axis on top keeps the scale readable
+    # without scrolling to the bottom. It needs a trace of its own (invisible) for plotly to draw it.
+    pos = df[df["instances"] > 0]
+    fig.add_scatter(
+        x=pos["instances"], y=pos["name"], xaxis="x2", mode="markers", marker={"opacity": 0},
+        showlegend=False, hoverinfo="skip",
+    )
+    top = float(pos["instances"].max()) if len(pos) else 1.0
+    # one explicit range for both axes (plotly's "matches" draws odd ticks such as 1.000017 on log axes)
+    x_range = [-0.1, float(np.log10(top)) + 0.1] if log_x else [0.0, top * 1.05]
+    axis: dict[str, Any] = {"type": "log" if log_x else "linear", "title": "instances" + (" (log)" if log_x else ""), "range": x_range}
+    if log_x:  # plain powers of ten: plotly's own log ticks on an overlaying axis read 1.000033, 9.99983
+        ticks = [10**k for k in range(int(np.ceil(x_range[1])))]
+        axis |= {"tickvals": ticks, "ticktext": [f"{t:,}" for t in ticks]}
+    height = max(360, 15 * len(df) + 180)
     fig.update_layout(
-        height=max(360, 15 * len(df) + 120),
-        margin={"l": 10, "r": 10, "t": 30, "b": 30},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 140, "b": 30},
         barmode="overlay",
-        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom"},
-        yaxis={"categoryorder": "array", "categoryarray": list(df["name"]), "tickfont": {"size": 10}, "automargin": True},
-        xaxis={"type": "log" if log_x else "linear", "title": "instances" + (" (log)" if log_x else "")},
+        # below the plotly toolbar (about 30 px), above the top axis
+        legend={"orientation": "h", "yref": "container", "y": 1 - 34 / height, "yanchor": "top"},
+        yaxis={"categoryorder": "array", "categoryarray": list(df["name"]), "tickfont": {"size": 10}, "automargin": True,
+               "range": [-0.5, len(df) - 0.5]},
+        xaxis=axis,
+        xaxis2={**axis, "overlaying": "x", "side": "top", "showgrid": False},
     )
     return fig
 
@@ -206,3 +237,59 @@ def show_gallery(items: list[tuple[np.ndarray, str]], columns: int = 6) -> None:
     for i, (img, cap) in enumerate(items):
         with cols[i % columns]:
             st.image(img, caption=cap, width="stretch")
+
+
+def plan_table(rows: Sequence[ExcludedClass]) -> pd.DataFrame:
+    """The excluded classes as a small table: name, id, instances here, why."""
+    return pd.DataFrame(
+        {
+            "name": [r.name for r in rows],
+            "id": [r.id for r in rows],
+            "instances": [r.instances for r in rows],
+            "why": [r.reason for r in rows],
+            "critical": ["critical (override)" if r.critical else "" for r in rows],
+        }
+    )
+
+
+def show_lookup(found: NameLookup | None, universe: Sequence[str], add: Callable[[str, str], None], columns: int = 4) -> None:
+    """What the last typed names did: the exact names added, and one button per candidate of each unknown name."""
+    if found is None:
+        return
+    if found.exact:
+        st.success("Added exactly: " + ", ".join(found.exact), icon=":material/check:")
+    planned = set(st.session_state.get("audit_exclude", ()))
+    for tok, cands in found.unknown:
+        if tok.isdigit():
+            st.warning(f"'{tok}' is not a class name: ids go in the \"Exclude by id\" field, where they are shown as "
+                       "names and must be confirmed. Nothing was added for it.")
+            continue
+        if not cands:
+            st.warning(f"'{tok}' is not a class name, and no class of this dataset is spelled like it. Nothing was added for it.")
+            continue
+        st.warning(
+            f"'{tok}' is not a class name, so nothing was added for it. {len(cands)} classes contain it or are spelled "
+            "closest to it; click each one you mean to exclude:"
+        )
+        cols = st.columns(columns)
+        for i, name in enumerate(cands):
+            cols[i % columns].button(
+                name, key=f"audit_pick_{tok}_{name}", on_click=add, args=(name, f"picked from the matches of '{tok}'"),
+                disabled=name in planned or name not in universe, width="stretch",
+            )
+
+
+def acknowledge_plan(plan: ExclusionPlan, rows: Sequence[ExcludedClass]) -> bool:
+    """One summary of the whole plan before converting, and whether the user acknowledged exactly this plan.
+
+    The checkbox key is derived from the plan's text, so any change of the plan shows a fresh, unticked box.
+    """
+    lines = [r.line for r in rows]
+    digest = hashlib.sha1("\n".join([*lines, plan.override_log()]).encode()).hexdigest()[:16]
+    with st.container(border=True, key="audit_convert_summary"):
+        st.markdown(f"**The plan: keep {len(plan.kept)} classes, exclude {len(rows)}**")
+        st.code("\n".join(lines) if lines else "nothing is excluded: every class is kept", language=None, wrap_lines=True)
+        if plan.override_log():
+            st.warning(plan.override_log(), icon=":material/priority_high:")
+        st.caption("The same list is written to convert.log and excluded_classes.json.")
+        return bool(st.checkbox(f"I have read this list: exclude exactly these {len(rows)} classes", key=f"audit_ack_{digest}"))

@@ -19,6 +19,8 @@ def render_gate() -> Gate:
     gate = current_gate()
     if gate.loopback:
         return gate
+    if _KEY in st.session_state:  # keep the token across page switches ("/" forwards to /training)
+        st.session_state[_KEY] = st.session_state[_KEY]
     with st.sidebar:
         st.text_input(f"Access token ({TOKEN_ENV})", type="password", key=_KEY)
     gate = current_gate()

@@ -1,4 +1,4 @@
-"""`omr classes`: print the DeepScoresV2 class table (id, YOLO index, name, group, flags)."""
+"""`omr classes`: print the DeepScoresV2 class table (id, YOLO index, name, group, flags): 136 classes, 208 with --all."""
 
 from __future__ import annotations
 
@@ -8,17 +8,21 @@ import json
 from omr_core.classes import class_table
 
 VERB = "classes"
-HELP = "list the official DeepScoresV2 classes, or resolve names/ids"
+HELP = "list the 136 deepscores-set classes (--all: all 208 official classes), or resolve names/ids"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("tokens", nargs="*", help="names or ids to resolve (default: list every deepscores class)")
+    p.add_argument("--all", action="store_true", help="list all 208 official classes (the muscima++ set 137-208 too)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def run(args: argparse.Namespace) -> int:
     table = class_table()
-    cats = [table.resolve(t) for t in args.tokens] if args.tokens else list(table.deepscores)
+    if args.tokens:
+        cats = [table.resolve(t) for t in args.tokens]
+    else:
+        cats = sorted(table, key=lambda c: c.id) if args.all else list(table.deepscores)
     rows = [
         {
             "id": c.id,

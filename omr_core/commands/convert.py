@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omr_core.audit import class_stats, load_dataset, summarize
+    from omr_core.audit import class_stats, excluded_classes, load_dataset, summarize
     from omr_core.convert import ConvertOptions, convert, format_report
 
     if len(args.paths) < 2:
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         f"({', '.join(plan.excluded) or 'none'}); removes {summ.instances_removed} of {summ.instances_total} instances "
         f"({summ.removed_pct:.1f}%)"
     )
+    for excl in excluded_classes(plan, stats):
+        print(f"  exclude {excl.line}")
     if plan.not_in_source:
         print(f"note: not in this dataset (nothing to drop): {', '.join(plan.not_in_source)}")
     if args.imgsz:

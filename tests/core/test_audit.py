@@ -336,3 +336,30 @@ def test_cli_check_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert set(chk["present_but_excluded"]) == {"stem", "ledgerLine", "tie", "slur"}
     assert main(["audit", "--check-yaml", str(ok), "--exclude", "beam", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["check_yaml"]["ok"] is True
+
+
+def test_typed_names_resolve_exactly_never_to_every_match(real) -> None:  # type: ignore[no-untyped-def]
+    from omr_core.audit import lookup_names
+
+    names = real.names
+    assert lookup_names(names, "tie").exact == ("tie",)  # not the 44 names containing t-i-e
+    assert lookup_names(names, "stem").exact == ("stem",)  # not the graceNote…Stem… classes
+    assert lookup_names(names, "Stem  legerLine, beam;stem").exact == ("stem", "ledgerLine", "beam")
+    partial = lookup_names(names, "artic beam noteh 42")
+    assert partial.exact == ("beam",)
+    unknown = dict(partial.unknown)
+    assert set(unknown) == {"artic", "noteh", "42"}
+    assert "articAccentAbove" in unknown["artic"] and all("artic" in n.lower() for n in unknown["artic"])
+    assert unknown["42"] == ()  # ids belong in the id field, where they are resolved and confirmed
+    assert lookup_names(names, "clefQ").unknown[0][1][:1] != ()  # a misspelling gets the closest names
+
+
+def test_effective_plan_keeps_refused_critical_classes(real) -> None:  # type: ignore[no-untyped-def]
+    from omr_core.audit import effective_plan
+
+    requested = make_plan(real.names, ["clefG", "beam", "clefF"], reasons={"beam": "typed name"})
+    plan = effective_plan(requested)
+    assert plan.excluded == ("beam",) and plan.reason("beam") == "typed name"
+    assert "clefG" in plan.kept and "clefF" in plan.kept and not plan.violations
+    allowed = make_plan(real.names, ["clefG", "beam"], allow_critical=True)
+    assert effective_plan(allowed) is allowed

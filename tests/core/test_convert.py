@@ -274,6 +274,8 @@ def test_cli_convert(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture
     assert main([*args, "--preset", "core", "--imgsz", "1024", "--copy-images"]) == 0
     out = capsys.readouterr().out
     assert "verification:" in out and "FAIL" not in out and "ok: per-class label counts equal the plan" in out
+    man = json.loads((tmp_path / "o" / "excluded_classes.json").read_text())
+    assert len(man["excluded"]) == 5 and all(f"  exclude {e['line']}\n" in out for e in man["excluded"])  # the plan, printed
     for p in (tmp_path / "o" / "images" / "train").iterdir():  # copies: another inode
         assert not p.is_symlink() and not p.samefile(source / "images" / p.name)
     assert main([*args, "--preset", "core"]) == 2  # OUT now exists and is not empty
@@ -425,3 +427,47 @@ def test_a_conversion_in_progress_holds_its_out(tmp_path: Path, source: Path) ->
     assert first.returncode == 0, err
     assert "tie" not in _names(out) and "slur" in _names(out)
     assert sorted(p.name for p in out.parent.iterdir()) == ["held"]
+
+def test_one_page_source_says_how_many_pages_a_split_needs(tmp_path: Path, raw: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "s"
+    _write_pages(src, _subset(raw, {raw["images"][0]["id"]}))
+    one = _subset(raw, {raw["images"][0]["id"]})
+    (src / "deepscores_train.json").write_text(json.dumps(one))
+    ds = load_dataset([src / "deepscores_train.json"])
+    for fraction in (0.1, 0.5):  # "carved from train (10 %)" and --val-fraction 0.5 both asked for a split
+        with pytest.raises(ConvertError, match=r"1 page.*at least 2 pages") as err:
+            convert(ds, tmp_path / "out", make_plan(ds.names, THIN), ConvertOptions(val_from="split", val_fraction=fraction))
+        assert "use --val-from split" not in str(err.value)  # it was already used: the old advice was circular
+    with pytest.raises(ConvertError, match=r"1 page.*at least 2 pages"):
+        convert(ds, tmp_path / "out", make_plan(ds.names, THIN))  # --val-from test on a train-only source
+    assert not (tmp_path / "out").exists()
+    args = ["convert", str(src / "deepscores_train.json"), str(tmp_path / "o"), "--preset", "core", "--val-from", "split",
+            "--val-fraction", "0.5"]
+    assert main(args) == 2
+    assert "at least 2 pages" in capsys.readouterr().err
+
+
+def test_split_always_carves_a_page_and_keeps_one_to_train(tmp_path: Path, raw: dict) -> None:
+    src = tmp_path / "s"
+    ids = {im["id"] for im in raw["images"][:2]}
+    _write_pages(src, _subset(raw, ids))
+    (src / "deepscores_train.json").write_text(json.dumps(_subset(raw, ids)))
+    ds = load_dataset([src / "deepscores_train.json"])
+    for i, fraction in enumerate((0.01, 0.99)):
+        rep = convert(ds, tmp_path / f"o{i}", make_plan(ds.names, THIN), ConvertOptions(val_from="split", val_fraction=fraction))
+        assert rep.split_images == {"train": 1, "val": 1}
+
+
+def test_log_and_manifest_list_every_excluded_class(tmp_path: Path, source: Path, raw: dict) -> None:
+    from omr_core.audit import excluded_classes
+
+    ds = load_dataset([source / "deepscores_train.json", source / "deepscores_test.json"])
+    plan = make_plan(ds.names, ["stem", "dynamicF"], reasons={"stem": "preset core", "dynamicF": "typed name"})
+    rep = convert(ds, tmp_path / "out", plan)
+    want = Counter(a["cat_id"][0] for a in raw["annotations"].values())
+    lines = [e.line for e in excluded_classes(plan, class_stats(ds))]
+    assert lines == [f"stem (id 42): {want['42']:,} instances; preset core", f"dynamicF (id 96): {want['96']:,} instances; typed name"]
+    log = (tmp_path / "out" / "convert.log").read_text()
+    assert all(f"exclude {ln}" in log for ln in lines) and all(f"exclude {ln}" in rep.log for ln in lines)
+    man = json.loads((tmp_path / "out" / "excluded_classes.json").read_text())
+    assert [e["line"] for e in man["excluded"]] == lines

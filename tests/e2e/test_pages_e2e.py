@@ -39,3 +39,13 @@ def test_health_endpoint(dashboard_server: str) -> None:
 
     with urllib.request.urlopen(f"{dashboard_server}/_stcore/health", timeout=5) as r:  # noqa: S310 (loopback)
         assert r.status == 200 and r.read().strip() == b"ok"
+
+
+def test_every_page_url_works_as_a_bookmark(dashboard_server: str, browser_page: Any) -> None:
+    """A bookmark is a fresh load of the URL: each page's own path must open that page, the default one too."""
+    for path, title in {**PAGES, "training": "Training & live monitor"}.items():
+        browser_page.goto(f"{dashboard_server}/{path}")
+        wait_for_app(browser_page)
+        browser_page.get_by_role("heading", name=title).first.wait_for()
+        assert browser_page.get_by_text("Page not found").count() == 0, f"/{path} opens 'Page not found'"
+        assert browser_page.locator('[data-testid="stException"]').count() == 0, f"exception on /{path}"

@@ -62,7 +62,8 @@ def test_typed_path_table_preset_and_clefG_refusal(tmp_path: Path, monkeypatch: 
     # preset: core symbols, reconstruct thin ones
     at.selectbox(key="audit_preset").set_value("core symbols, reconstruct thin ones").run()
     at.button(key="audit_apply_preset").click().run()
-    assert set(at.multiselect(key="audit_exclude").value) == {"stem", "ledgerLine", "beam", "tie", "slur"}
+    assert set(at.session_state["audit_exclude"]) == {"stem", "ledgerLine", "beam", "tie", "slur"}
+    assert set(at.dataframe[0].value["name"]) == {"stem", "ledgerLine", "beam", "tie", "slur"}  # the plan table
     assert _metric(at, "Excluded classes") == "5"
     removed = sum(want[i] for i in ("42", "2", "122", "123", "121"))
     assert _metric(at, "Instances removed") == f"{removed:,}"
@@ -116,22 +117,11 @@ def test_bad_path_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_gallery_and_convert_from_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import Image, ImageDraw
+    from tests.sample_pages import first_pages_with_images
 
     raw = json.loads(REAL.read_text())
     ds = tmp_path / "datasets" / "inked"
-    (ds / "images").mkdir(parents=True)
-    for im in raw["images"][:3]:  # three pages drawn: the gallery shows only instances with a page on disk
-        page = Image.new("L", (im["width"], im["height"]), 255)
-        d = ImageDraw.Draw(page)
-        for k in im["ann_ids"]:
-            x0, y0, x1, y1 = raw["annotations"][k]["a_bbox"]
-            d.rectangle((x0, y0, max(x0, x1), max(y0, y1)), outline=0)
-        page.save(ds / "images" / im["filename"], compress_level=1)
-    keep = {im["id"] for im in raw["images"][:3]}
-    sub = {**raw, "images": [im for im in raw["images"] if im["id"] in keep]}
-    sub["annotations"] = {k: a for k, a in raw["annotations"].items() if int(a["img_id"]) in keep}
-    (ds / "deepscores_train.json").write_text(json.dumps(sub))
+    first_pages_with_images(REAL, ds, 3)  # three pages drawn: the gallery shows only instances with a page on disk
     at = _open(tmp_path, monkeypatch)
     at.multiselect(key="audit_ws_pick").set_value([str(ds / "deepscores_train.json")]).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -149,6 +139,9 @@ def test_gallery_and_convert_from_the_page(tmp_path: Path, monkeypatch: pytest.M
     at.button(key="audit_apply_preset").click().run()
     at.text_input(key="audit_out").set_value("core_yolo").run()
     at.selectbox(key="audit_val_from").set_value("split").run()
+    assert at.button(key="audit_convert").disabled, "converting needs the plan acknowledged first"
+    next(c for c in at.checkbox if str(c.key).startswith("audit_ack_")).check().run()
+    assert not at.button(key="audit_convert").disabled
     at.button(key="audit_convert").click().run()
     assert not at.exception, [e.value for e in at.exception]
     errs = [e.value for e in at.error]
