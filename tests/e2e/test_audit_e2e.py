@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ARTIFACTS, SHARED
+from tests.conftest import ARTIFACTS, REAL_SAMPLE
 from tests.e2e.conftest import wait_for_app
 from tests.sample_pages import first_pages_with_images
 
 pytestmark = pytest.mark.e2e
 
-REAL = SHARED / "deepscores" / "deepscores_test_small.json"
+REAL = REAL_SAMPLE
 if not REAL.exists():
     REAL = Path(__file__).resolve().parents[2] / "tests" / "data" / "deepscores_test_small.json"
 
