@@ -69,6 +69,8 @@ def follow_bar(run_dir: Path, budget_s: float, interval: float = 2.0) -> int:
             elapsed = time.time() - s.started if s.started else 0.0
             bar.n = int(min(elapsed, budget_s)) if budget_s else int(elapsed)
             post = f"{s.state} epoch {s.epoch}/{s.epochs or '?'}"
+            if s.batch is not None and s.batches:
+                post += f" (batch {s.batch}/{s.batches} of epoch {s.current_epoch})"
             if s.best_map is not None:
                 post += f" best mAP50-95 {s.best_map:.3f}"
             bar.set_postfix_str(post)
