@@ -26,7 +26,7 @@ YOLO_DIR = "demo-yolo"
 #: The whole demo, engraving to trained model, fits this many minutes on 2 CPU cores.
 BUDGET_MIN = 20.0
 #: Minutes kept free after training for Ultralytics' final validation and saving.
-RESERVE_MIN = 2.5
+RESERVE_MIN = 3.0
 #: Shortest training the budget may leave (Ultralytics' ``time`` is in hours).
 MIN_TRAIN_H = 0.01
 
