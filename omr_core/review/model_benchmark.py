@@ -184,7 +184,8 @@ def _validator_set(test_json: Path, out: Path, names: Sequence[str], tile: int |
     return convert(ds, out, plan, opts).data_yaml
 
 
-def _review_pages(loaded: Any, test_json: Path, degrade: str, limit: int | None) -> list[ModelPage]:
+def _review_pages(loaded: Any, test_json: Path, degrade: str, limit: int | None,
+                  tick: Callable[[], None] = lambda: None) -> list[ModelPage]:
     from omr_core.datasets.deepscores import load_deepscores
     from omr_core.review.images import load_page
     from omr_core.review.pipeline import review_page
@@ -201,6 +202,7 @@ def _review_pages(loaded: Any, test_json: Path, degrade: str, limit: int | None)
         secs = time.perf_counter() - t0
         if ann is None or ann.empty:
             out.append(ModelPage(str(row.filename), degrade, Counts(), Counts(), Counts(), secs, "no annotations"))
+            tick()
             continue
         names = ann["name"].astype(str).to_numpy()
         gt_heads = ann[["x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float64)[np.char.startswith(names.astype(str), "notehead")]
@@ -208,6 +210,7 @@ def _review_pages(loaded: Any, test_json: Path, degrade: str, limit: int | None)
         rec = score_page(gray, ann, str(row.filename), heads=list(res.noteheads))
         out.append(ModelPage(str(row.filename), degrade, notehead_counts(pred_heads, gt_heads), rec.stems, rec.ledgers,
                              secs, rec.error))
+        tick()
     return out
 
 
@@ -232,7 +235,7 @@ def bench_model(
         degrades: ``none`` (clean) and/or ``scan``.
         page_scale: Engraving page scale (1.0 = full size; below 1 only for fast tests).
         threads: Torch and OpenCV threads while reviewing (1: the time per page on one core).
-        progress: ``(steps done, steps total)``, one step per degrade and stage.
+        progress: ``(steps done, steps total)``: engraving and converting, validating, then one per reviewed page.
 
     Raises:
         ModelError: The file is not a usable detector.
@@ -251,7 +254,7 @@ def bench_model(
     names = [info.canonical[i] for i in sorted(info.canonical)]
     sc = info.scale
     size = (sc.imgsz if sc is not None and sc.imgsz else None) or info.train_imgsz or 640
-    steps, done = 3 * len(degrades), 0
+    steps, done = (2 + pages) * len(degrades), 0  # engrave + convert, validate, one per reviewed page
 
     def tick() -> None:
         nonlocal done
@@ -277,7 +280,7 @@ def bench_model(
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
         try:
-            reviewed += _review_pages(loaded, test_json, d, pages)
+            reviewed += _review_pages(loaded, test_json, d, pages, tick)
         finally:
             torch.set_num_threads(old_threads)
             cv2.setNumThreads(old_cv)
@@ -286,7 +289,6 @@ def bench_model(
 
             first = load_page(str(test_json.parent / "images" / reviewed[0].filename)).gray
             inference = plan_inference(info, int(first.shape[1]), int(first.shape[0])).summary
-        tick()
     return ModelBench(model=str(model), inference=inference, pages=tuple(reviewed), per_class=per_class, summary=summary)
 
 

@@ -33,7 +33,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
 
 @pytest.mark.slow
 def test_bench_model_runs_every_stage(tiny: TinyModel, tmp_path: Path) -> None:
-    rep = bench_model(tiny.weights, tmp_path / "work", pages=2, page_scale=0.8)
+    ticks: list[tuple[int, int]] = []
+    rep = bench_model(tiny.weights, tmp_path / "work", pages=2, page_scale=0.8, progress=lambda d, t: ticks.append((d, t)))
+    assert ticks == [(i, 8) for i in range(1, 9)]  # per degrade: engrave + convert, validate, each page reviewed
     assert {p.degrade for p in rep.pages} == set(DEGRADES) and len(rep.pages) == 4
     assert rep.inference.startswith("tiled 640 px → imgsz 64,")
     for d in DEGRADES:
