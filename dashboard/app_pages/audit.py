@@ -111,7 +111,7 @@ def _label(n: str) -> str:
 
 def _apply_preset() -> None:
     pr = PRESETS[st.session_state["audit_preset"]]
-    st.session_state["audit_exclude"] = list(pr.exclusions(names))
+    st.session_state["audit_exclude"] = list(pr.exclusions(names, [n for n in names if info[n]["instances"] > 0]))
 
 
 def _clear_plan() -> None:
