@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imgsz", type=int, default=None,
                    help="inference size (default: the size the model was trained at, else 1024)")
     p.add_argument("--tile", action=argparse.BooleanOptionalAction, default=None,
-                   help="tiled inference, overlapping imgsz tiles merged by NMS (default: as the model was trained)")
+                   help="tiled inference: overlapping tiles of the training tile size (else imgsz) merged by NMS "
+                        "(default: as the model was trained)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--page", type=int, default=1, help="page number for PDF/TIFF files (1-based)")
     p.add_argument("--out", required=True, metavar="RESULT_JSON", help="where to write the result JSON")
