@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from omr_core import recipe
 from omr_core.classes import GROUPS, Category, class_table
 from omr_core.errors import CriticalExclusionError, DataFormatError, OmrError, UnknownClassError
 from omr_core.forecast import Forecast, forecast
@@ -329,9 +330,21 @@ class Preset:
     description: str
     exclude: tuple[str, ...] = ()
     keep_groups: tuple[str, ...] | None = None
+    #: Keep only these names (everything else is excluded); with ``drop_absent`` also those with no instances.
+    keep: tuple[str, ...] | None = None
+    drop_absent: bool = False
+    #: Conversion options the preset proposes (tile side, overlap, training imgsz); None: the user's.
+    tile: int | None = None
+    overlap: float | None = None
+    imgsz: int | None = None
 
-    def exclusions(self, universe: Sequence[str]) -> tuple[str, ...]:
-        """Names of ``universe`` this preset excludes."""
+    def exclusions(self, universe: Sequence[str], with_instances: Iterable[str] | None = None) -> tuple[str, ...]:
+        """Names of ``universe`` this preset excludes (``with_instances``: names that occur, for ``drop_absent``)."""
+        if self.keep is not None:
+            wanted = set(self.keep)
+            if self.drop_absent and with_instances is not None:
+                wanted &= set(with_instances)
+            return tuple(n for n in universe if n not in wanted)
         if self.keep_groups is None:
             present = set(universe)
             return tuple(n for n in self.exclude if n in present)
@@ -356,6 +369,12 @@ PRESETS: dict[str, Preset] = {
             "harmony",
             "keep only noteheads, accidentals, clefs, key and time signatures",
             keep_groups=("noteheads", "accidentals", "clefs", "key signatures", "time signatures"),
+        ),
+        Preset(  # the CPU recipe, see omr_core/recipe.py and docs/recipe.md
+            recipe.READING_PRESET,
+            f"keep only the {len(recipe.READING_CLASSES)} reading classes that occur in the data, cut "
+            f"{recipe.TILE} px tiles for imgsz {recipe.IMGSZ} (noteheads 10+ px); excludes rare critical classes",
+            keep=recipe.READING_CLASSES, drop_absent=True, tile=recipe.TILE, overlap=recipe.OVERLAP, imgsz=recipe.IMGSZ,
         ),
     )
 }

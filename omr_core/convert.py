@@ -29,6 +29,7 @@ from omr_core.audit import (
 )
 from omr_core.errors import OmrError
 from omr_core.forecast import Forecast, forecast
+from omr_core.training.scale import SIDECAR, TrainingScale, write_sidecar
 
 Progress = Callable[[int, int], None]
 Log = Callable[[str], None]
@@ -651,6 +652,8 @@ def convert(
             )
         counts = {n: int(written_counts[j]) for j, n in enumerate(plan.kept)}
         _write_data_yaml(tmp, plan.kept, used_splits)
+        with _writing(tmp / SIDECAR):  # the scale the model must later be run at (omr_core/training/scale.py)
+            write_sidecar(tmp, TrainingScale(tile=opts.tile, overlap=opts.overlap if opts.tile else 0.0, imgsz=opts.imgsz))
         fc = None
         if opts.imgsz:
             train_rows = [v for k, v in expected_files.items() if k.startswith("labels/train/")]

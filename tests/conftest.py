@@ -9,6 +9,8 @@ from pathlib import Path
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(tempfile.gettempdir()) / "omr-tests-ultralytics"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Pages default to a shipped reference model: tests see none unless they put one in a folder of their own.
+os.environ.setdefault("OMR_MODELS_DIR", str(Path(tempfile.gettempdir()) / "omr-tests-no-shipped-models"))
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

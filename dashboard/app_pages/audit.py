@@ -132,7 +132,7 @@ def _add_typed() -> None:
 
 def _apply_preset() -> None:
     pr = PRESETS[st.session_state["audit_preset"]]
-    st.session_state["audit_exclude"] = list(pr.exclusions(names))
+    st.session_state["audit_exclude"] = list(pr.exclusions(names, [n for n in names if info[n]["instances"] > 0]))
     st.session_state["audit_reasons"] = {n: f"preset {pr.name}" for n in st.session_state["audit_exclude"]}
     st.session_state["audit_lookup"] = None
 

@@ -38,6 +38,7 @@ from omr_core.review.evaluate_report import (
     per_class_export,
     report_html,
 )
+from omr_core.review.models import models_dir, shipped_models, trained_imgsz
 from omr_core.workspace import get_workspace
 
 OTHER = "other weights file…"
@@ -66,14 +67,27 @@ def _splits(data: str) -> list[str]:
     return data_splits(data)
 
 
+@st.cache_data(show_spinner=False)
+def _trained_imgsz(path: str, mtime: float) -> int | None:
+    return trained_imgsz(path)
+
+
 def _pick_inputs() -> dict | None:
     runs = _runs(str(ws.runs))
     names = [r.name for r in runs]
+    shipped = {m.label: m for m in shipped_models()}
     c1, c2 = st.columns([2, 3])
-    choice = c1.selectbox("Run", [*names, OTHER], key="fail_run", help=f"runs with weights under {ws.runs}")
+    # The shipped reference model comes first, so it is the default.
+    choice = c1.selectbox("Run", [*shipped, *names, OTHER], key="fail_run",
+                          help=f"reference models in {models_dir()}, runs with weights under {ws.runs}")
     if choice == OTHER:
         model = c2.text_input("Weights file (.pt)", key="fail_model_path")
         data_default, imgsz_default = "", 640
+    elif choice in shipped:
+        ref = shipped[choice]
+        model = str(ref.path)
+        c2.caption(f"Reference model shipped with the project{f' · card: {ref.card.name}' if ref.card else ''}")
+        data_default, imgsz_default = "", _trained_imgsz(model, ref.path.stat().st_mtime) or 640
     else:
         run = runs[names.index(choice)]
         model = c2.selectbox("Weights", [str(p) for p in run.weights], format_func=lambda p: Path(p).name, key="fail_weights")
@@ -82,8 +96,8 @@ def _pick_inputs() -> dict | None:
         st.info("Choose a run or give a weights file.")
         return None
     try:
-        # A .pt file is a pickle: only files inside the workspace are loaded.
-        model = str(ws.confine(model))
+        # A .pt file is a pickle: only files inside the workspace (or the project's own models) are loaded.
+        model = model if choice in shipped else str(ws.confine(model))
     except OmrError as exc:
         st.error(str(exc))
         return None

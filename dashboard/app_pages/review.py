@@ -26,7 +26,8 @@ from ui.review import (
 from omr_core.classes import GROUPS
 from omr_core.errors import OmrError
 from omr_core.review.evaluate_crops import crop_boxes
-from omr_core.review.inference import LoadedModel, find_checkpoints
+from omr_core.review.inference import LoadedModel
+from omr_core.review.models import list_models, models_dir
 from omr_core.review.musicxml import midi_bytes, musicxml_bytes
 from omr_core.review.pipeline import draw_overlay, json_bytes, png_bytes
 from omr_core.review.reading_truth import NoteTruth, deepscores_page_from_bytes, notes_read_right
@@ -36,6 +37,8 @@ from omr_core.workspace import get_workspace
 ws = get_workspace()
 NO_MODEL = "No model (staff lines, heads.json)"
 UPLOAD = "Upload a .pt file"
+AS_TRAINED = "as trained"
+TILING = {AS_TRAINED: None, "whole page": False, "tiled": True}
 
 st.title("Review a score")
 st.caption(
@@ -56,11 +59,14 @@ with st.container(border=True):
             help="The type is read from the content, not the name; pages above 80 Mpx are refused.",
         )
     with c2:
-        ckpts = find_checkpoints(ws.runs)
-        labels = [NO_MODEL, *[str(p.relative_to(ws.runs)) if ws.runs in p.parents else str(p) for p in ckpts], UPLOAD]
-        choice = st.selectbox("Model", labels, key="rv_model", help=f"best.pt / last.pt of the runs in {ws.runs}; without "
-                              "a model the page shows its staff lines, and stems and ledger lines rebuilt from an "
-                              "uploaded heads.json")
+        choices = list_models(ws)
+        labels = [NO_MODEL, *[c.label for c in choices], UPLOAD]
+        # The shipped reference model is the default: a first upload gets real detections without training.
+        default = 1 if choices and choices[0].shipped else 0
+        choice = st.selectbox("Model", labels, index=default, key="rv_model",
+                              help=f"reference models in {models_dir()}, best.pt / last.pt of the runs in {ws.runs}; "
+                              "without a model the page shows its staff lines, and stems and ledger lines rebuilt "
+                              "from an uploaded heads.json")
         model_up = st.file_uploader("Model checkpoint (.pt)", type=["pt"], key="rv_model_up") if choice == UPLOAD else None
         heads_up = st.file_uploader(
             "Noteheads to rebuild from (optional heads.json)",
@@ -71,8 +77,13 @@ with st.container(border=True):
     s1, s2, s3, s4 = st.columns(4)
     conf = s1.slider("Confidence", 0.01, 1.0, 0.25, 0.01, key="rv_conf")
     iou = s2.slider("NMS IoU", 0.05, 0.95, 0.5, 0.05, key="rv_iou")
-    imgsz = int(s3.select_slider("imgsz", options=[320, 480, 640, 768, 896, 1024, 1280, 1536, 2048], value=1024, key="rv_imgsz"))
-    tile = s4.toggle("Tiled inference", key="rv_tile", help="Overlapping imgsz tiles at full resolution, merged with NMS (for pages much larger than imgsz).")
+    # "as trained": the tile size and imgsz the model records (omr_core/training/scale.py); a person may override.
+    size = s3.select_slider("imgsz", options=[AS_TRAINED, 320, 480, 640, 768, 896, 1024, 1280, 1536, 2048],
+                            value=AS_TRAINED, key="rv_imgsz", help="The size the model was trained at, or one chosen by hand.")
+    tiling = s4.selectbox("Tiling", list(TILING), key="rv_tiling", help="As trained: tiles exactly when the model was "
+                          "trained on tiles. Tiled: overlapping tiles at full resolution, merged with NMS.")
+    imgsz = None if size == AS_TRAINED else int(size)
+    tile = TILING[tiling]
 
 if up is None:
     st.info("Upload a score page to start. Without a model the page still shows its staff lines (and rebuilt stems and ledger lines from an uploaded heads.json).")
@@ -97,7 +108,10 @@ model: LoadedModel | None = None
 model_key = ""
 try:
     if choice not in (NO_MODEL, UPLOAD):
-        path = ckpts[labels.index(choice) - 1]
+        picked = choices[labels.index(choice) - 1]
+        path = picked.path
+        if picked.shipped:
+            st.caption(f"Reference model shipped with the project{f' · card: {picked.card.name}' if picked.card else ''}")
         if can_act("Loading a model file"):
             model = model_cached(str(path), path.stat().st_mtime)
             model_key = f"{path}:{path.stat().st_mtime}"
@@ -151,6 +165,8 @@ with left:
 with right:
     t = result.timings
     st.metric("Staves", len(result.staves), help=f"{len(result.systems)} systems")
+    if result.inference is not None:
+        st.caption(f"Model run: {result.inference.summary}")
     st.caption(
         f"{page.width}×{page.height} px · inference {t.get('inference', 0) * 1000:.0f} ms · staff {t.get('staff', 0) * 1000:.0f} ms · "
         f"reconstruction {t.get('reconstruct', 0) * 1000:.0f} ms"

@@ -387,12 +387,13 @@ def monitor() -> None:
 
 def demo_box() -> None:
     """Empty workspace: one button engraves a small dataset, converts it and starts a short CPU training."""
-    from omr_core.training.demo import CORE_PRESET, run_demo
+    from omr_core.training.demo import BUDGET_MIN, CORE_PRESET, run_demo
 
     with st.container(border=True):
-        st.markdown("**New here?** Engrave 30 pages of music (music21 corpus + verovio), convert them with the "
-                    f"*{CORE_PRESET}* preset and train `yolov8n.yaml` on the CPU for 10 epochs (about 5 minutes on a "
-                    "laptop). Every page of the dashboard then has something to show.")
+        st.markdown("**New here?** Engrave 40 pages of music (music21 corpus + verovio), cut them into 640 px tiles "
+                    f"with the *{CORE_PRESET}* preset and train `yolov8n.yaml` on the CPU with the `cpu-small` recipe, "
+                    f"bounded so the whole demo takes at most {BUDGET_MIN:.0f} minutes on 2 cores. The finished model "
+                    "is offered in Review a score (`demo/weights/best.pt`); the recipe is in docs/recipe.md.")
         if st.button("Start the demo", icon=":material/play_circle:", key="demo_start") and can_act("Starting the demo"):
             with st.status("Preparing the demo…", expanded=True) as status:
                 bar = st.progress(0.0)
@@ -406,7 +407,8 @@ def demo_box() -> None:
                     status.update(label="The demo could not start", state="error")
                     st.error(str(exc))
                     return
-                status.update(label=f"Demo training started: {res.run_dir.name}", state="complete", expanded=False)
+                bound = f", {res.train_hours * 60:.0f} min of training" if res.train_hours else ""
+                status.update(label=f"Demo training started: {res.run_dir.name}{bound}", state="complete", expanded=False)
             st.session_state["monitor_run"] = run_name(ws.runs, res.run_dir)
 
 

@@ -63,14 +63,14 @@ def review_cached(
     heads_key: str,
     conf: float,
     iou: float,
-    imgsz: int,
-    tile: bool,
+    imgsz: int | None,
+    tile: bool | None,
     source: str,
     _gray: np.ndarray,
     _model: LoadedModel | None,
     _heads: list[Any] | None,
 ) -> ReviewResult:
-    """`review_page` cached on the page, model, notehead list and settings."""
+    """`review_page` cached on the page, model, notehead list and settings (None: as the model was trained)."""
     return review_page(
         _gray, source=source, model=_model, noteheads=_heads, conf=conf, iou=iou, imgsz=imgsz, tile=tile
     )

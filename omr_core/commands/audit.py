@@ -9,6 +9,7 @@ from typing import Any
 
 from omr_core.commands._progress import tqdm_progress
 from omr_core.errors import OmrError
+from omr_core.recipe import READING_PRESET
 
 VERB = "audit"
 HELP = "audit a DeepScoresV2/YOLO dataset's classes, check an exclusion plan by name, forecast assigner memory"
@@ -31,7 +32,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
         help="class names to exclude (official DeepScoresV2 spelling; ids are refused, see `omr classes ID`)",
     )
     p.add_argument("--keep-only", nargs="+", action="extend", default=None, metavar="NAME", help="exclude every class not named here")
-    p.add_argument("--preset", action="append", default=[], metavar="NAME", help="add a preset: 'core' (stem, ledgerLine, beam, tie, slur) or 'harmony'")
+    p.add_argument("--preset", action="append", default=[], metavar="NAME", help="add a preset: 'core' (stem, ledgerLine, beam, tie, slur), 'harmony', or 'reading' (the CPU "
+                   "recipe's 49 reading classes that occur; with `omr convert` also its tile size and imgsz)")
     p.add_argument("--drop-empty", action="store_true", help="also exclude classes with no instance in this dataset")
     p.add_argument("--allow-critical", action="store_true", help="explicitly allow excluding critical classes (logged)")
 
@@ -55,22 +57,33 @@ def _split(values: list[str] | None) -> list[str]:
     return out
 
 
-_PRESET_ALIASES = {"core": "core symbols, reconstruct thin ones", "thin": "core symbols, reconstruct thin ones"}
+_PRESET_ALIASES = {"core": "core symbols, reconstruct thin ones", "thin": "core symbols, reconstruct thin ones",
+                   "reading": READING_PRESET}
+_PRESET_HELP = "presets: core, harmony, reading"
+
+
+def preset_named(name: str) -> Any:
+    """The audit `Preset` a ``--preset`` value names (an alias or the full name)."""
+    from omr_core.audit import PRESETS
+
+    key = _PRESET_ALIASES.get(name, name)
+    if key not in PRESETS:
+        raise OmrError(f"unknown preset {name!r}; {_PRESET_HELP}")
+    return PRESETS[key]
 
 
 def plan_from_args(args: argparse.Namespace, universe: tuple[str, ...], empty: list[str] | None = None) -> Any:
     """Build the `ExclusionPlan` the shared plan options describe."""
-    from omr_core.audit import PRESETS, make_plan
+    from omr_core.audit import make_plan
 
     exclude = _split(args.exclude)
     reasons: dict[str, str] = {}
+    absent = set(empty or ())
     for pr in args.preset:
-        key = _PRESET_ALIASES.get(pr, pr)
-        if key not in PRESETS:
-            raise OmrError(f"unknown preset {pr!r}; presets: core, harmony")
-        for n in PRESETS[key].exclusions(universe):
+        preset = preset_named(pr)
+        for n in preset.exclusions(universe, [u for u in universe if u not in absent] if empty is not None else None):
             exclude.append(n)
-            reasons.setdefault(n, f"preset {key}")
+            reasons.setdefault(n, f"preset {preset.name}")
     keep = _split(args.keep_only) if args.keep_only is not None else None
     return make_plan(
         universe,
@@ -84,16 +97,13 @@ def plan_from_args(args: argparse.Namespace, universe: tuple[str, ...], empty: l
 
 def intent_from_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """``(exclude, keep)`` names the plan options mean, over the official deepscores classes (for --check-yaml)."""
-    from omr_core.audit import PRESETS, canonical_in
+    from omr_core.audit import canonical_in
     from omr_core.classes import class_table
 
     universe = tuple(class_table().names())
     exclude = _split(args.exclude)
     for pr in args.preset:
-        key = _PRESET_ALIASES.get(pr, pr)
-        if key not in PRESETS:
-            raise OmrError(f"unknown preset {pr!r}; presets: core, harmony")
-        exclude += list(PRESETS[key].exclusions(universe))
+        exclude += list(preset_named(pr).exclusions(universe))
     keep = _split(args.keep_only)
     if args.keep_only is not None:
         keep_set = {canonical_in(universe, k) for k in keep}

@@ -9,7 +9,8 @@ from omr_core.commands._progress import tqdm_progress
 from omr_core.errors import OmrError
 
 VERB = "bench"
-HELP = "run benchmarks: `reconstruct DATASET_JSON` scores stems/ledger lines/staves; `all` runs bench/bench_*.py"
+HELP = ("run benchmarks: `reconstruct DATASET_JSON` scores stems/ledger lines/staves; `model --model PT` scores a "
+        "detector on held-out pages; `all` runs bench/bench_*.py")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rd.add_argument("--pages", action="store_true", help="also print one line per page")
     rd.add_argument("--wrong", type=int, default=0, metavar="N", help="also list the first N wrong notes")
     rd.set_defaults(_bench=_read)
+    m = sub.add_parser("model", help="benchmark a detector on held-out engraved pages (AP, noteheads, stems, time)")
+    m.add_argument("--model", required=True, metavar="PT", help="detection weights (best.pt or models/<name>.pt)")
+    m.add_argument("--work", default=None, metavar="DIR",
+                   help="folder for the engraved pages and evaluations (default <workspace datasets>/bench-model)")
+    m.add_argument("--pages", type=int, default=20, help="held-out pages per degrade (default %(default)s)")
+    m.add_argument("--seed", type=int, default=None, help="engraver seed of the held-out pages (default 303)")
+    m.add_argument("--json", metavar="OUT", help="write rows, per-class tables and per-page scores as JSON")
+    m.set_defaults(_bench=_model)
     a = sub.add_parser("all", help="run every bench/bench_*.py main() (one process each) and print one table")
     a.add_argument("--dir", default=None, help="benchmarks folder (default <repo>/bench)")
     a.add_argument("--only", nargs="*", default=None, help="names of benchmarks to run (e.g. bench_reconstruct)")
@@ -38,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     fn: Callable[[argparse.Namespace], int] | None = getattr(args, "_bench", None)
     if fn is None:
         raise OmrError(
-            "name a benchmark: `omr bench reconstruct DATASET_JSON`, `omr bench read DATASET_JSON` or `omr bench all`"
+            "name a benchmark: `omr bench reconstruct DATASET_JSON`, `omr bench read DATASET_JSON`, "
+            "`omr bench model --model PT` or `omr bench all`"
         )
     return fn(args)
 
@@ -110,6 +120,31 @@ def _reconstruct(args: argparse.Namespace) -> int:
         )
     return 0 if all(r["ok"] for r in rows) else 1
 
+
+
+def _model(args: argparse.Namespace) -> int:
+    from omr_core.review.benchmark import format_rows
+    from omr_core.review.model_benchmark import HELDOUT_SEED, bench_model, per_class_markdown
+    from omr_core.review.pipeline import write_json
+    from omr_core.workspace import get_workspace
+
+    if args.pages < 1:
+        raise OmrError("--pages must be at least 1 (20 or more for a recorded benchmark)")
+    seed = HELDOUT_SEED if args.seed is None else args.seed
+    if seed in (101, 202):
+        raise OmrError(f"seed {seed} is one the reference model trains on; held-out pages need another seed")
+    work = args.work or get_workspace().datasets / "bench-model"
+    progress, close = tqdm_progress("bench model", unit="step")
+    try:
+        rep = bench_model(args.model, work, pages=args.pages, seed=seed, progress=progress)
+    finally:
+        close()
+    print(format_rows(rep.rows()))
+    print()
+    print(per_class_markdown(rep))
+    if args.json:
+        write_json(args.json, rep.to_dict())
+    return 0
 
 
 def _all(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_plan_arguments(p)
     p.add_argument("--imgsz", type=int, default=None, help="training image size (tiny-class warnings, memory forecast)")
     p.add_argument("--tile", type=int, default=None, metavar="SIZE", help="cut pages into SIZE x SIZE tiles (source pixels)")
-    p.add_argument("--overlap", type=float, default=0.2, metavar="F", help="tile overlap fraction (default 0.2)")
+    p.add_argument("--overlap", type=float, default=None, metavar="F", help="tile overlap fraction (default 0.2)")
     p.add_argument("--val-from", choices=("test", "split"), default="test", help="val = the source's test split, or carved from train")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of train moved to val with --val-from split")
     p.add_argument("--seed", type=int, default=0, help="seed of --val-from split")
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.paths) < 2:
         raise OmrError("give the dataset (DeepScoresV2 JSON files or a data.yaml) and then the output folder OUT")
     *sources, out = args.paths
+    _preset_scale(args)
     opts = ConvertOptions(
         imgsz=args.imgsz,
         tile=args.tile,
@@ -86,3 +87,16 @@ def run(args: argparse.Namespace) -> int:
         close()
     print(format_report(rep))
     return 0
+
+
+def _preset_scale(args: argparse.Namespace) -> None:
+    """Fill --tile/--overlap/--imgsz from a preset that proposes them (the reading recipe), unless given."""
+    from omr_core.commands.audit import preset_named
+
+    for name in args.preset:
+        pr = preset_named(name)
+        args.tile = args.tile if args.tile is not None else pr.tile
+        args.overlap = args.overlap if args.overlap is not None else pr.overlap
+        args.imgsz = args.imgsz if args.imgsz is not None else pr.imgsz
+    if args.overlap is None:
+        args.overlap = 0.2

@@ -15,8 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noteheads", metavar="HEADS_JSON", help="rebuild from these noteheads instead of the model's")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default 0.25)")
     p.add_argument("--iou", type=float, default=0.5, help="NMS IoU threshold (default 0.5)")
-    p.add_argument("--imgsz", type=int, default=1024, help="inference size (default 1024)")
-    p.add_argument("--tile", action="store_true", help="tiled inference (overlapping imgsz tiles merged by NMS)")
+    p.add_argument("--imgsz", type=int, default=None,
+                   help="inference size (default: the size the model was trained at, else 1024)")
+    p.add_argument("--tile", action=argparse.BooleanOptionalAction, default=None,
+                   help="tiled inference: overlapping tiles of the training tile size (else imgsz) merged by NMS "
+                        "(default: as the model was trained)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--page", type=int, default=1, help="page number for PDF/TIFF files (1-based)")
     p.add_argument("--out", required=True, metavar="RESULT_JSON", help="where to write the result JSON")
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.conf <= 1.0 or not 0.0 <= args.iou <= 1.0:
         raise OmrError("--conf and --iou must be between 0 and 1")
-    if not 32 <= args.imgsz <= 8192:
+    if args.imgsz is not None and not 32 <= args.imgsz <= 8192:
         raise OmrError("--imgsz must be between 32 and 8192")
     page = load_page(args.image, page=args.page - 1)
     heads = None
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.deepscores, res.to_deepscores())
     for m in (*page.notes, *res.messages):
         print(f"omr review: warning: {m}", file=sys.stderr)
+    if res.inference is not None:
+        print(f"omr review: ran the model {res.inference.summary}", file=sys.stderr)
     t = res.timings
     print(
         f"{args.image}: {len(res.detections)} detections, {len(res.staves)} staves, {len(res.stems)} stems, "

@@ -223,13 +223,14 @@ def gt_line_centres(box: np.ndarray, obox: np.ndarray | None, thickness: float, 
     return np.stack([top + i * (bot - top) / 4 for i in range(5)])
 
 
-def score_page(gray: np.ndarray, ann: Any, filename: str) -> PageScore:
+def score_page(gray: np.ndarray, ann: Any, filename: str, heads: Sequence[Any] | None = None) -> PageScore:
     """Run staff detection and reconstruction from the page's ground-truth noteheads and score them.
 
     Args:
         gray: The page image.
         ann: The page's rows of `DeepScoresData.annotations`.
         filename: For reports.
+        heads: Rebuild from these noteheads (e.g. a model's) instead of the ground truth's.
     """
     from omr_core.review.reconstruct import Notehead, reconstruct
     from omr_core.review.staff import NoStaffError, detect_staves, long_line_warning
@@ -239,7 +240,8 @@ def score_page(gray: np.ndarray, ann: Any, filename: str) -> PageScore:
     ocols = ["ox0", "oy0", "ox1", "oy1", "ox2", "oy2", "ox3", "oy3"]
     oboxes = ann[ocols].to_numpy(dtype=np.float64) if all(c in ann for c in ocols) else None
     is_head = np.char.startswith(names.astype(str), "notehead")
-    heads = [Notehead(tuple(float(v) for v in b), str(n)) for b, n in zip(boxes[is_head], names[is_head])]  # type: ignore[arg-type]
+    if heads is None:
+        heads = [Notehead(tuple(float(v) for v in b), str(n)) for b, n in zip(boxes[is_head], names[is_head])]  # type: ignore[arg-type]
     gt_stems = boxes[names == "stem"]
     gt_ledgers = boxes[names == "ledgerLine"]
     staff_rows = np.nonzero(names == "staff")[0]

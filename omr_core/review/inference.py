@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from omr_core.errors import OmrError
+from omr_core.training.scale import TrainingScale, from_checkpoint
 
 
 class ModelError(OmrError):
@@ -58,6 +59,8 @@ class ModelInfo:
         canonical: Class index -> official DeepScoresV2 name, or the model's name where it is not one.
         unknown: Model class names that are not DeepScoresV2 names.
         warning: A message for people when the names are not (all) DeepScoresV2 names, else "".
+        scale: How it was trained (tile side, overlap, imgsz), when the checkpoint records it.
+        train_imgsz: The imgsz of Ultralytics' own ``train_args``, when present.
     """
 
     path: str
@@ -66,6 +69,85 @@ class ModelInfo:
     canonical: dict[int, str]
     unknown: tuple[str, ...]
     warning: str = ""
+    scale: TrainingScale | None = None
+    train_imgsz: int | None = None
+
+
+#: What review assumes for a model that does not record how it was trained (the behaviour before it did).
+ASSUMED_IMGSZ = 1024
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """How a page is run through a model: whole at ``imgsz``, or in tiles of ``tile`` page pixels.
+
+    Attributes:
+        imgsz: Inference size.
+        tile: Tile side in page pixels (None: the whole page).
+        overlap: Tile overlap fraction.
+        tiles: Number of tiles (1 for the whole page).
+        summary: What was done, for people ("tiled 640 px → imgsz 320, 35 tiles, NMS-merged").
+        note: What was assumed or overridden ("" when the model's own record was followed).
+    """
+
+    imgsz: int
+    tile: int | None
+    overlap: float
+    tiles: int
+    summary: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"imgsz": self.imgsz, "tile": self.tile, "overlap": self.overlap, "tiles": self.tiles,
+                "summary": self.summary, "note": self.note}
+
+
+def plan_inference(
+    info: ModelInfo | None,
+    width: int,
+    height: int,
+    *,
+    imgsz: int | None = None,
+    tile: bool | None = None,
+    overlap: float | None = None,
+) -> InferencePlan:
+    """Run a model the way it was trained unless the caller says otherwise.
+
+    Args:
+        info: The model's information (its recorded `TrainingScale`).
+        width: Page width in pixels.
+        height: Page height in pixels.
+        imgsz: Inference size chosen by the user (None: the model's training imgsz).
+        tile: Tiled inference chosen by the user (None: tiled exactly when the model was trained on tiles).
+        overlap: Tile overlap (None: the training overlap, else 0.25).
+    """
+    sc = info.scale if info is not None else None
+    note = ""
+    by_hand = imgsz is not None or tile is not None
+    if sc is not None and not by_hand:
+        size = int(sc.imgsz or ASSUMED_IMGSZ)
+        tile_px = sc.tile
+        ov = overlap if overlap is not None else (sc.overlap if sc.tile else 0.25)
+    else:
+        size = int(imgsz or (sc.imgsz if sc is not None and sc.imgsz else ASSUMED_IMGSZ))
+        if tile is None:  # only the size was set: tile as trained
+            tile = bool(sc is not None and sc.tile)
+        tile_px = ((sc.tile if sc is not None and sc.tile else size) if tile else None)
+        ov = overlap if overlap is not None else (sc.overlap if sc is not None and sc.tile else 0.25)
+        if sc is not None:
+            note = f"settings chosen by hand; the model was trained on {sc.describe()}"
+        elif info is not None and not by_hand:
+            trained = f" (its Ultralytics train_args say imgsz {info.train_imgsz})" if info.train_imgsz else ""
+            note = (f"this model does not record how it was trained{trained}: assumed whole pages at imgsz {size}; "
+                    "set imgsz and tiling by hand if it was trained on tiles")
+    if tile_px:
+        n = len(tile_origins(width, tile_px, ov)) * len(tile_origins(height, tile_px, ov))
+        summary = f"tiled {tile_px} px → imgsz {size}, {n} tiles, NMS-merged"
+    else:
+        n = 1
+        summary = f"whole page {width}×{height} px → imgsz {size}"
+    return InferencePlan(imgsz=size, tile=tile_px, overlap=float(ov), tiles=n, summary=summary, note=note)
 
 
 @dataclass
@@ -168,7 +250,10 @@ def load_model(path: str | os.PathLike[str], *, warm_up: bool = True, device: st
     if not names:
         raise ModelError(f"{p}: the model has no class names")
     canonical, unknown, warning = describe_names(names)
-    info = ModelInfo(path=str(p), task=task, names=names, canonical=canonical, unknown=unknown, warning=warning)
+    ckpt = getattr(model, "ckpt", None) or {}
+    train_imgsz = (ckpt.get("train_args") or {}).get("imgsz") if isinstance(ckpt, dict) else None
+    info = ModelInfo(path=str(p), task=task, names=names, canonical=canonical, unknown=unknown, warning=warning,
+                     scale=from_checkpoint(ckpt), train_imgsz=train_imgsz if isinstance(train_imgsz, int) else None)
     loaded = LoadedModel(model=model, info=info)
     if warm_up:
         kw: dict[str, Any] = {"imgsz": 64, "verbose": False}

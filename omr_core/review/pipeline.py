@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from omr_core.errors import OmrError
-from omr_core.review.inference import Detection, LoadedModel, ModelInfo, predict
+from omr_core.review.inference import Detection, InferencePlan, LoadedModel, ModelInfo, plan_inference, predict
 from omr_core.review.reconstruct import LedgerLine, Notehead, Stem, parse_noteheads, reconstruct
 from omr_core.review.staff import NoStaffError, Staff, System, detect_staves, long_line_warning
 
@@ -55,6 +55,7 @@ class ReviewResult:
         messages: Things people should know (no staff found, staves probably missed, model warnings…).
         timings: Seconds per stage (``inference``, ``staff``, ``reconstruct``, ``total``).
         model: The model's class information, when a model ran.
+        inference: How the model was run (whole page or tiles, imgsz), when a model ran.
     """
 
     source: str
@@ -69,6 +70,7 @@ class ReviewResult:
     messages: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     model: ModelInfo | None = None
+    inference: InferencePlan | None = None
 
     def counts(self) -> dict[str, int]:
         """Detections per class name plus the reconstructed layers, most frequent first."""
@@ -89,7 +91,9 @@ class ReviewResult:
             "height": self.height,
             "model": None
             if self.model is None
-            else {"path": self.model.path, "classes": len(self.model.names), "warning": self.model.warning},
+            else {"path": self.model.path, "classes": len(self.model.names), "warning": self.model.warning,
+                  "scale": self.model.scale.to_dict() if self.model.scale else None},
+            "inference": self.inference.to_dict() if self.inference else None,
             "detections": [d.to_dict() for d in self.detections],
             "noteheads": [{"bbox": [round(v, 2) for v in h.bbox], "name": h.name} for h in self.noteheads],
             "staves": [s.to_dict() for s in self.staves],
@@ -171,8 +175,9 @@ def review_page(
     noteheads: Sequence[Notehead | dict[str, Any]] | None = None,
     conf: float = 0.25,
     iou: float = 0.5,
-    imgsz: int = 1024,
-    tile: bool = False,
+    imgsz: int | None = None,
+    tile: bool | None = None,
+    overlap: float | None = None,
     device: str | None = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> ReviewResult:
@@ -189,8 +194,9 @@ def review_page(
         noteheads: Notehead boxes to rebuild from (overrides the model's).
         conf: Detection confidence threshold.
         iou: NMS IoU threshold.
-        imgsz: Inference size.
-        tile: Tiled inference (see `predict`).
+        imgsz: Inference size; None: the size the model was trained at (see `plan_inference`).
+        tile: Tiled inference (see `predict`); None: tiled exactly when the model was trained on tiles.
+        overlap: Tile overlap; None: the training overlap.
         device: Torch device.
         progress: Called with (steps done, steps total).
 
@@ -203,10 +209,15 @@ def review_page(
     steps = 3
     tick = (lambda i: progress(i, steps)) if progress else (lambda i: None)
     dets: list[Detection] = []
+    plan: InferencePlan | None = None
     if model is not None:
-        dets = predict(model, gray, conf=conf, iou=iou, imgsz=imgsz, tile=tile, device=device)
+        plan = plan_inference(model.info, int(gray.shape[1]), int(gray.shape[0]), imgsz=imgsz, tile=tile, overlap=overlap)
+        dets = predict(model, gray, conf=conf, iou=iou, imgsz=plan.imgsz, tile=plan.tile is not None,
+                       tile_size=plan.tile, overlap=plan.overlap, device=device)
         if model.info.warning:
             msgs.append(model.info.warning)
+        if plan.note:
+            msgs.append(plan.note)
     tick(1)
     t1 = time.perf_counter()
     heads = parse_noteheads(list(noteheads)) if noteheads is not None else noteheads_from_detections(dets)
@@ -224,6 +235,7 @@ def review_page(
             messages=tuple(msgs),
             timings={"inference": t1 - t0, "staff": time.perf_counter() - t1, "reconstruct": 0.0, "total": time.perf_counter() - t0},
             model=model.info if model else None,
+            inference=plan,
         )
     tick(2)
     missed = long_line_warning(page)
@@ -248,6 +260,7 @@ def review_page(
         messages=tuple(msgs),
         timings={"inference": t1 - t0, "staff": t2 - t1, "reconstruct": t3 - t2, "total": t3 - t0},
         model=model.info if model else None,
+        inference=plan,
     )
 
 

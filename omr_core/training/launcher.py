@@ -31,6 +31,7 @@ from omr_core.training.runs import (
     read_run_json,
     update_run_json,
 )
+from omr_core.training.scale import run_scale
 from omr_core.training.spec import RESUME_ALLOWED, SpecError, TrainSpec, check_keys, normalize_device
 from omr_core.workspace import REPO_ROOT, get_workspace
 
@@ -139,6 +140,7 @@ def launch(
             "launched": now,
             "spec": spec.to_dict(),
             "args": {"model": spec.model, "data": spec.data, **spec.args},
+            "scale": run_scale(spec.data, dict(spec.args)),  # how the weights must be run (training/scale.py)
             "command": worker_command(run_dir),
             "sample_interval": float(sample_interval),
             "history": [],

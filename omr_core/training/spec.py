@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omr_core import recipe
 from omr_core.errors import OmrError
 
 #: Arguments the run folder decides (where Ultralytics writes, whether it resumes): never set by hand.
@@ -60,12 +61,18 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "sheet-music",
             "No flips or rotations (a mirrored clef or accidental is another symbol), no colour jitter.",
-            {"fliplr": 0.0, "flipud": 0.0, "degrees": 0.0, "hsv_h": 0.0, "hsv_s": 0.0},
+            recipe.SHEET_MUSIC_ARGS,
         ),
         Preset(
             "smoke-test",
             "A couple of quick CPU epochs to check that data and model load.",
             {"epochs": 2, "imgsz": 320, "batch": 4, "workers": 0, "device": "cpu"},
+        ),
+        Preset(  # the CPU recipe, see omr_core/recipe.py and docs/recipe.md
+            recipe.CPU_PRESET,
+            f"Learns in a few CPU epochs on {recipe.TILE} px tiles at imgsz {recipe.IMGSZ}: SGD lr0 0.02, one optimizer "
+            "step per batch, short warmup, sheet-music augmentation (pair with the 'reading core' convert preset).",
+            recipe.CPU_SMALL_ARGS,
         ),
     )
 }

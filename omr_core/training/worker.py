@@ -304,6 +304,20 @@ class Worker:
                 append_event(self.run_dir, "alert", alert.message, alert=kind, severity=alert.severity)
         self._alert_active = set(active)
 
+    def _stamp_scale(self) -> None:
+        """Write how the model was trained (run.json ``scale``) into best.pt/last.pt, for review to run it alike."""
+        from omr_core.training.runs import BEST
+        from omr_core.training.scale import TrainingScale, stamp_checkpoint
+
+        scale = TrainingScale.from_dict(self.doc.get("scale"))
+        if scale is None or _rank() > 0:
+            return
+        for rel in (BEST, LAST):
+            try:
+                stamp_checkpoint(self.run_dir / rel, scale)
+            except Exception as exc:  # the weights stay usable without it: review then says what it assumed
+                append_event(self.run_dir, "scale_not_recorded", f"could not record the training scale in {rel}: {exc}")
+
     # -- the session --------------------------------------------------------------------------------------------------
 
     def _model_and_kwargs(self) -> tuple[Any, dict[str, Any]]:
@@ -373,6 +387,7 @@ class Worker:
                           "on_train_epoch_end", "on_model_save", "on_fit_epoch_end"):
                 model.add_callback(event, self._guard(getattr(self, event)))
             model.train(**kwargs)
+            self._stamp_scale()
             doc = read_run_json(self.run_dir) or {}
             done, planned = doc.get("epochs_done") or 0, doc.get("epochs") or 0
             if (self.stopped_by_us or doc.get("stopping")) and done < planned:  # a stop in the last epoch finished it

@@ -149,3 +149,18 @@ def test_gallery_and_convert_from_the_page(tmp_path: Path, monkeypatch: pytest.M
     out = tmp_path / "datasets" / "core_yolo"
     assert (out / "data.yaml").exists() and (out / "excluded_classes.json").exists()
     assert any("Wrote" in s.value for s in at.success)
+
+
+def test_reading_preset_keeps_the_reading_classes_that_occur(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from omr_core.recipe import READING_CLASSES, READING_PRESET
+
+    at = _open(tmp_path, monkeypatch)
+    at.text_input(key="audit_path").set_value(str(REAL)).run()
+    at.selectbox(key="audit_preset").set_value(READING_PRESET).run()
+    at.button(key="audit_apply_preset").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    present = set(table.loc[table["instances"] > 0, "name"])
+    kept = set(table["name"]) - set(at.multiselect(key="audit_exclude").value)
+    assert kept == set(READING_CLASSES) & present and 0 < len(kept) < 49  # the sample lacks some reading classes
+    assert "Refused" in " ".join(e.value for e in at.error)  # rare critical classes are left out: needs the override
