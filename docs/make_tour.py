@@ -95,6 +95,12 @@ def main() -> None:
                     page.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(0).set_input_files(str(image))
                     wait_for_app(page)
                     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+                if name == "audit":  # the person types the engraved dataset's files and presses Enter
+                    box = page.get_by_role("textbox", name="Or type path(s)")
+                    box.fill(f"{synth / 'deepscores_train.json'}; {synth / 'deepscores_test.json'}")
+                    box.press("Enter")
+                    wait_for_app(page)
+                    page.get_by_text("Classes to exclude").first.wait_for()
                 if name == "failures":  # the shipped model is the default; the person types the data.yaml
                     box = page.get_by_role("textbox", name="data.yaml")
                     box.fill(str(yolo / "data.yaml"))
