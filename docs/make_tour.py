@@ -28,20 +28,10 @@ def sh(*args: str, env: dict[str, str]) -> str:
     return subprocess.run([*args], env=env, check=True, capture_output=True, text=True).stdout
 
 
-def review_inputs(synth: Path, work: Path) -> tuple[Path, Path]:
-    """The first test page of the engraved set and a heads.json of its ground-truth noteheads."""
+def review_page(synth: Path) -> Path:
+    """The first test page of the engraved set (held out from the tour's training)."""
     doc = json.loads((synth / "deepscores_test.json").read_text())
-    img = doc["images"][0]
-    cats = doc["categories"]
-    heads = []
-    for aid in img["ann_ids"]:
-        ann = doc["annotations"][aid]
-        name = cats[ann["cat_id"][0]]["name"]
-        if name.startswith("notehead"):
-            heads.append({"bbox": ann["a_bbox"], "name": name})
-    out = work / "heads.json"
-    out.write_text(json.dumps(heads))
-    return synth / "images" / img["filename"], out
+    return synth / "images" / doc["images"][0]["filename"]
 
 
 def main() -> None:
@@ -91,7 +81,7 @@ def main() -> None:
                 page.goto(f"{url}/{path}")
                 wait_for_app(page)
                 if name == "review":  # a held-out engraved page through the shipped model: detections + rebuilt stems
-                    image, _heads = review_inputs(synth, work)
+                    image = review_page(synth)
                     page.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(0).set_input_files(str(image))
                     wait_for_app(page)
                     page.locator('[data-testid="stPlotlyChart"]').first.wait_for()

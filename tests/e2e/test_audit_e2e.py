@@ -24,8 +24,6 @@ from tests.sample_pages import first_pages_with_images
 pytestmark = pytest.mark.e2e
 
 REAL = REAL_SAMPLE
-if not REAL.exists():
-    REAL = Path(__file__).resolve().parents[2] / "tests" / "data" / "deepscores_test_small.json"
 
 
 def _main(page: Any) -> str:
