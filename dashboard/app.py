@@ -15,7 +15,7 @@ for p in (str(_HERE), str(_HERE.parent)):
 from ui.guard import render_gate  # noqa: E402
 from ui.sidebar import render_sidebar  # noqa: E402
 
-st.set_page_config(page_title="OMR training dashboard", page_icon=":material/music_note:", layout="wide")
+st.set_page_config(page_title="OMR training dashboard", page_icon=str(_HERE / "assets" / "favicon.png"), layout="wide")
 
 PAGES = [
     # "/" forwards to /training: a default page loses its url_path, and /training must work as a bookmark

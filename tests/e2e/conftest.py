@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,63 @@ def dashboard_server(dashboard_env: dict[str, str]) -> Iterator[str]:
         stop_server(proc)
 
 
+#: The test host of the non-loopback tests: a network namespace joined to this machine by a veth pair.
+TEST_NET_HOST_IP, TEST_NET_NS_IP = "10.254.254.1", "10.254.254.2"
+
+
+@dataclass(frozen=True)
+class NamespaceHost:
+    """The namespace (``ns``) reachable from here at ``ns_ip``, or why there is none (``skip_reason``)."""
+
+    ns: str = ""
+    ns_ip: str = TEST_NET_NS_IP
+    skip_reason: str = ""
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def test_network() -> Iterator[NamespaceHost]:
+    """Make the test host once per session, *before* Chromium starts, and remove it only after Chromium closed.
+
+    Chromium drops every request in flight when this machine's network changes (net::ERR_NETWORK_CHANGED): a veth
+    pair added or removed while a page loads leaves that page without its scripts, blank for ever. So the network
+    is complete before the browser starts and stays so until it stops: the host end gets no IPv6 address that
+    could appear later (``addrgenmode none``), and the fixture returns only once that end is operationally up.
+    """
+    ns = f"omr-e2e-{os.getpid()}"
+    veth = f"vo{os.getpid() % 100000}"
+    try:
+        _ip("netns", "add", ns)
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        yield NamespaceHost(skip_reason=f"cannot create a network namespace here (needs root and iproute2): {exc}")
+        return
+    try:
+        _ip("link", "add", f"{veth}a", "type", "veth", "peer", "name", f"{veth}b")
+        _ip("link", "set", f"{veth}a", "addrgenmode", "none")
+        _ip("link", "set", f"{veth}b", "netns", ns)
+        _ip("addr", "add", f"{TEST_NET_HOST_IP}/24", "dev", f"{veth}a")
+        _ip("link", "set", f"{veth}a", "up")
+        _ip("netns", "exec", ns, "ip", "addr", "add", f"{TEST_NET_NS_IP}/24", "dev", f"{veth}b")
+        _ip("netns", "exec", ns, "ip", "link", "set", f"{veth}b", "up")
+        _ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        operstate = Path(f"/sys/class/net/{veth}a/operstate")
+        deadline = time.monotonic() + 30
+        while operstate.read_text().strip() != "up":  # the carrier event is sent before this reads "up"
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{veth}a did not come up within 30 s")
+            time.sleep(0.05)
+        yield NamespaceHost(ns=ns)
+    finally:
+        subprocess.run(["ip", "link", "del", f"{veth}a"], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def browser(test_network: NamespaceHost) -> Iterator[Any]:
+    """Debian Chromium, started after the test network exists (see `test_network`) and closed before it goes."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (Debian package chromium)")
     from playwright.sync_api import sync_playwright

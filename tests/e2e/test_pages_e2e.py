@@ -23,6 +23,10 @@ PAGES = {
 def test_every_page_in_chromium(dashboard_server: str, browser_page: Any) -> None:
     shots = ARTIFACTS / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
+    # The product works offline: no page asks anything of a host other than its own server (not even a favicon).
+    elsewhere: list[str] = []
+    browser_page.on("request", lambda r: None if r.url.startswith(dashboard_server) or r.url.startswith(("data:", "blob:"))
+                    else elsewhere.append(r.url))
     for path, title in PAGES.items():
         browser_page.goto(f"{dashboard_server}/{path}")
         wait_for_app(browser_page)
@@ -32,6 +36,7 @@ def test_every_page_in_chromium(dashboard_server: str, browser_page: Any) -> Non
         sidebar = browser_page.locator('[data-testid="stSidebar"]').inner_text()
         assert "runs:" in sidebar and ("GPU" in sidebar)
         browser_page.screenshot(path=str(shots / f"{path or 'training'}.png"), full_page=True)
+    assert elsewhere == [], f"pages fetched from other hosts: {sorted(set(elsewhere))}"
 
 
 def test_health_endpoint(dashboard_server: str) -> None:

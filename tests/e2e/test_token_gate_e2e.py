@@ -1,55 +1,34 @@
 """The token gate, seen in Chromium, when the server listens on a non-loopback address.
 
-The address belongs to a test host this test makes itself: a network namespace joined to this machine by a
-veth pair (10.254.254.0/24), so traffic never leaves the machine.
+The address belongs to a test host the e2e harness makes once per session, before Chromium starts (`test_network`):
+a network namespace joined to this machine by a veth pair (10.254.254.0/24), so traffic never leaves the machine.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import ARTIFACTS
-from tests.e2e.conftest import start_server, stop_server, wait_for_app
+from tests.e2e.conftest import TEST_NET_NS_IP, NamespaceHost, start_server, stop_server, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
-NS = f"omr-e2e-{os.getpid()}"
-HOST_IP, NS_IP = "10.254.254.1", "10.254.254.2"
 
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def test_host() -> Iterator[str]:
-    """A network namespace reachable from here at NS_IP; yields the namespace name."""
-    veth = f"vo{os.getpid() % 100000}"
-    try:
-        _ip("netns", "add", NS)
-    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot create a network namespace here (needs root and iproute2): {exc}")
-    try:
-        _ip("link", "add", f"{veth}a", "type", "veth", "peer", "name", f"{veth}b")
-        _ip("link", "set", f"{veth}b", "netns", NS)
-        _ip("addr", "add", f"{HOST_IP}/24", "dev", f"{veth}a")
-        _ip("link", "set", f"{veth}a", "up")
-        _ip("netns", "exec", NS, "ip", "addr", "add", f"{NS_IP}/24", "dev", f"{veth}b")
-        _ip("netns", "exec", NS, "ip", "link", "set", f"{veth}b", "up")
-        _ip("netns", "exec", NS, "ip", "link", "set", "lo", "up")
-        yield NS
-    finally:
-        subprocess.run(["ip", "link", "del", f"{veth}a"], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True, check=False)
+@pytest.fixture
+def test_host(test_network: NamespaceHost) -> str:
+    """The test network's namespace (made once per session, before Chromium starts: see `test_network`)."""
+    if test_network.skip_reason:
+        pytest.skip(test_network.skip_reason)
+    return test_network.ns
 
 
 def _serve(test_host: str, dashboard_env: dict[str, str], **extra: str) -> tuple[str, subprocess.Popen[bytes]]:
-    url, proc, _ = start_server({**dashboard_env, **extra}, address=NS_IP, prefix=["ip", "netns", "exec", test_host])
+    url, proc, _ = start_server(
+        {**dashboard_env, **extra}, address=TEST_NET_NS_IP, prefix=["ip", "netns", "exec", test_host]
+    )
     return url, proc
 
 
@@ -78,9 +57,7 @@ def test_token_required_on_non_loopback(test_host: str, dashboard_env: dict[str,
         stop_server(proc)
 
 
-def test_no_token_configured_disables_actions(
-    test_host: str, dashboard_env: dict[str, str], browser_page: Any
-) -> None:
+def test_no_token_configured_disables_actions(test_host: str, dashboard_env: dict[str, str], browser_page: Any) -> None:
     url, proc = _serve(test_host, dashboard_env, OMR_PUBLIC_READ="1")
     try:
         browser_page.goto(url)
