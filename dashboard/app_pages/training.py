@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from ui.guard import can_act
+from ui.notify import render_notifications
 from ui.training import (
     REFRESH_S,
     RUNS_TABLE_CONFIG,
@@ -379,6 +380,9 @@ def monitor() -> None:
     st.subheader("Runs")
     st.dataframe(runs_table(summaries), hide_index=True, column_config=RUNS_TABLE_CONFIG, key="runs_table")
     names = [s.name for s in summaries]
+    linked = st.query_params.get("run")  # a link from a notification: /training?run=NAME
+    if linked in names and not st.session_state.get("monitor_linked"):
+        st.session_state["monitor_run"], st.session_state["monitor_linked"] = linked, True
     if st.session_state.get("monitor_run") not in names:
         st.session_state["monitor_run"] = names[0]
     sel = st.selectbox("Watch run", names, key="monitor_run")
@@ -417,4 +421,6 @@ if not has_runs:
     demo_box()
 with st.expander("Launch a run", icon=":material/rocket_launch:", expanded=not has_runs):
     launch_form()
+with st.expander("Notifications", icon=":material/notifications:"):
+    render_notifications()
 monitor()

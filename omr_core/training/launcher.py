@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from omr_core.training.runs import (
+    EVENTS,
     LIVE_STATES,
     LOG,
     RUN_JSON,
@@ -78,6 +79,8 @@ def _reap(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
 
 def _spawn(run_dir: Path, env: Mapping[str, str] | None = None) -> int:
     cmd = worker_command(run_dir)
+    events = run_dir / EVENTS
+    events_offset = events.stat().st_size if events.is_file() else 0  # this session's events start here
     with open(run_dir / LOG, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             cmd,
@@ -91,7 +94,22 @@ def _spawn(run_dir: Path, env: Mapping[str, str] | None = None) -> int:
         )
     update_run_json(run_dir, pid=proc.pid, pid_create_time=process_start_time(proc.pid), command=cmd)
     threading.Thread(target=_reap, args=(proc, run_dir), name=f"omr-reap-{proc.pid}", daemon=True).start()
+    _start_notifier(run_dir, proc.pid, events_offset, env)
     return proc.pid
+
+
+def _start_notifier(run_dir: Path, worker_pid: int, events_offset: int, env: Mapping[str, str] | None) -> None:
+    """Push notifications for this session, from a process of its own (see `omr_core.notify.watch`)."""
+    from omr_core.notify import spawn_watcher
+
+    try:
+        pid = spawn_watcher(run_dir, worker_pid, events_offset, _worker_env(env))
+    except OSError as exc:
+        append_event(run_dir, "notify_failed", f"the notifier did not start: {exc}")
+        return
+    if pid is not None:
+        (run_dir / ".notify").mkdir(exist_ok=True)
+        (run_dir / ".notify" / "watcher.pid").write_text(f"{pid}\n")
 
 
 def launch(

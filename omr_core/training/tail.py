@@ -24,10 +24,10 @@ class _GrowingFile:
     deletes and rewrites results.csv on a fresh run in the same folder, and ext4 happily reuses the inode.
     """
 
-    def __init__(self, path: str | os.PathLike[str], start_bytes: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], start_bytes: int | None = None, offset: int = 0) -> None:
         self.path = Path(path)
         self.start_bytes = start_bytes
-        self.offset = 0
+        self.offset = offset
         self.ino: int | None = None
         self.head = b""
         self.tail = b""  # the last bytes read (up to _HEAD_BYTES), checked before reading on
@@ -215,6 +215,7 @@ class JsonlTail:
     Args:
         path: The file (it may not exist yet).
         start_bytes: On the first read of a file larger than this, start this many bytes before its end.
+        offset: Start reading at this byte (a line boundary recorded earlier, e.g. the file's size at some moment).
 
     Examples:
         >>> import tempfile, pathlib
@@ -225,8 +226,8 @@ class JsonlTail:
         ([{'a': 1}], False)
     """
 
-    def __init__(self, path: str | os.PathLike[str], start_bytes: int | None = None) -> None:
-        self._file = _GrowingFile(path, start_bytes)
+    def __init__(self, path: str | os.PathLike[str], start_bytes: int | None = None, offset: int = 0) -> None:
+        self._file = _GrowingFile(path, start_bytes, offset)
         self.bad_lines = 0
 
     @property
