@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 from ui.guard import can_act
 from ui.notify import render_notifications
+from ui.queue import render_queue
 from ui.training import (
     REFRESH_S,
     RUNS_TABLE_CONFIG,
@@ -23,7 +24,7 @@ from ui.training import (
 )
 
 from omr_core.errors import OmrError
-from omr_core.training import launcher
+from omr_core.training import launcher, queue
 from omr_core.training.alerts import evaluate
 from omr_core.training.gpu import GpuProbe, probe
 from omr_core.training.optimizer import OptimizerPlan, plan_optimizer
@@ -249,16 +250,29 @@ def launch_form() -> None:
     st.caption(_plan_caption(_optimizer_plan(data, preset, {**args, **extra}), {**args, **extra}))
     if data:
         _forecast(data, int(imgsz), int(batch), device, gpus)
-    if st.button("Launch training", type="primary", key="tr_launch", disabled=not data) and can_act("Launching a run"):
+    b1, b2 = st.columns([1, 4])
+    go = b1.button("Launch training", type="primary", key="tr_launch", disabled=not data)
+    later = b2.button("Add to queue", key="tr_queue", disabled=not data,
+                      help="start when this device is free, after the runs queued before it")
+    def spec() -> Any:
+        return build_spec(name, model, data, preset=preset, args=args, extra=parse_extra(extra_text.splitlines()),
+                          deep=True)
+
+    if go and can_act("Launching a run"):
         try:
-            spec = build_spec(name, model, data, preset=preset, args=args,
-                              extra=parse_extra(extra_text.splitlines()), deep=True)
-            run_dir = launcher.launch(spec, ws.runs)
+            run_dir = launcher.launch(s := spec(), ws.runs)
         except OmrError as exc:
             st.error(str(exc))
         else:
             st.session_state["monitor_run"] = run_name(ws.runs, run_dir)
-            st.success(f"Started **{spec.name}** in `{run_dir}`; it appears below within a second.")
+            st.success(f"Started **{s.name}** in `{run_dir}`; it appears below within a second.")
+    elif later and can_act("Queueing a run"):
+        try:
+            entry = queue.add(spec(), ws.runs)
+        except OmrError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Queued **{entry.name}** on {', '.join(entry.lanes)}; the queue is shown below.")
     elif not data:
         st.caption("Choose a data.yaml to launch.")
 
@@ -423,4 +437,5 @@ with st.expander("Launch a run", icon=":material/rocket_launch:", expanded=not h
     launch_form()
 with st.expander("Notifications", icon=":material/notifications:"):
     render_notifications()
+st.fragment(run_every=2.0)(render_queue)(ws.runs)  # redrawn on its own, like the monitor
 monitor()

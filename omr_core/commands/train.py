@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "else ultralytics)")
     p.add_argument("--sample-interval", type=float, default=1.0, help="seconds between GPU/CPU samples (>= 0.2)")
     p.add_argument("--follow", action="store_true", help="print progress until the run ends (Ctrl-C detaches)")
+    p.add_argument("--queue", action="store_true",
+                   help="put the run in its device's queue instead of starting it now (see `omr queue`)")
     p.add_argument("extra", nargs="*", metavar="key=value", help="more Ultralytics train arguments, e.g. lr0=0.001 mosaic=0")
 
 
@@ -84,6 +86,15 @@ def run(args: argparse.Namespace) -> int:
         warning = f"no memory forecast ({exc})"
     if warning:
         print(f"omr train: warning: {warning}", file=sys.stderr)
+    if args.queue:
+        from omr_core.training import queue
+        from omr_core.workspace import get_workspace
+
+        runs = Path(args.runs_dir) if args.runs_dir else get_workspace().runs
+        e = queue.add(spec, runs)
+        ahead = [x for x in queue.entries(runs) if x.state == "waiting" and set(x.lanes) & set(e.lanes)]
+        print(f"queued {spec.name} ({e.id}) on {', '.join(e.lanes)}: {len(ahead) - 1} ahead of it; `omr queue` shows the line")
+        return 0
     run_dir = launch(spec, args.runs_dir, sample_interval=args.sample_interval)
     print(run_dir)
     if args.follow:

@@ -48,7 +48,7 @@ def worker_command(run_dir: Path) -> list[str]:
     return [sys.executable, "-m", WORKER_MODULE, str(run_dir)]
 
 
-def _worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+def worker_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     # The worker must import this omr_core even when the package is not installed (a checkout run in place).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -90,7 +90,7 @@ def _spawn(run_dir: Path, env: Mapping[str, str] | None = None) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # survives the dashboard and the terminal; kill targets its process group
             close_fds=True,
-            env=_worker_env(env),
+            env=worker_env(env),
         )
     update_run_json(run_dir, pid=proc.pid, pid_create_time=process_start_time(proc.pid), command=cmd)
     threading.Thread(target=_reap, args=(proc, run_dir), name=f"omr-reap-{proc.pid}", daemon=True).start()
@@ -103,7 +103,7 @@ def _start_notifier(run_dir: Path, worker_pid: int, events_offset: int, env: Map
     from omr_core.notify import spawn_watcher
 
     try:
-        pid = spawn_watcher(run_dir, worker_pid, events_offset, _worker_env(env))
+        pid = spawn_watcher(run_dir, worker_pid, events_offset, worker_env(env))
     except OSError as exc:
         append_event(run_dir, "notify_failed", f"the notifier did not start: {exc}")
         return

@@ -106,20 +106,27 @@ def append_event(run_dir: str | os.PathLike[str], kind: str, message: str, **dat
 
 
 @contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    """Exclusive lock on the run folder, so the launcher and the worker never lose each other's run.json updates."""
+def file_lock(lock_path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on ``lock_path``, created if missing; a no-op where flock is missing."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: atomic replace only
         yield
         return
-    fd = os.open(run_dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """Exclusive lock on the run folder, so the launcher and the worker never lose each other's run.json updates."""
+    with file_lock(run_dir / _LOCK):
+        yield
 
 
 def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
