@@ -27,21 +27,24 @@ def render_queue(runs: Path) -> None:
                "blocks the ones behind it. The queue lives in the runs folder (`queue.json`) and survives restarts. "
                + (f"Runner: PID {pid}." if pid else "Runner: not running (nothing waits)."))
     for e in es:
-        c = st.columns([3, 2, 2, 1, 1, 1, 1])
+        c = st.columns([3, 1.2, 2, 0.6, 0.6, 0.6, 0.6])
         c[0].markdown(f"**{e.name}** `{e.id}`")
         c[1].markdown(f"{', '.join(e.lanes)}")
         when = time.strftime("%H:%M", time.localtime(e.started or e.added))
         c[2].markdown({"waiting": f"waiting since {when}", "held": "held", "started": f"started {when}",
                        "not_started": "could not start"}.get(e.state, e.state))
         if e.state in ("waiting", "held"):
-            acts = [("↑", "up", -1), ("↓", "down", 1)]
-            for col, (label, what, by) in zip(c[3:5], acts):
-                if col.button(label, key=f"q_{what}_{e.id}", help=f"move {what}") and can_act("Reordering the queue"):
+            acts = [(":material/arrow_upward:", "up", -1), (":material/arrow_downward:", "down", 1)]
+            for col, (icon, what, by) in zip(c[3:5], acts):
+                if col.button("", icon=icon, key=f"q_{what}_{e.id}", help=f"move {what}") and can_act("Reordering the queue"):
                     _do(lambda e=e, by=by: queue.move(runs, e.id, by))
             held = e.state == "held"
-            if c[5].button("release" if held else "hold", key=f"q_hold_{e.id}") and can_act("Holding a queued run"):
+            if c[5].button("", icon=":material/play_arrow:" if held else ":material/pause:", key=f"q_hold_{e.id}",
+                           help="release: back in line" if held else "hold: keep its place, let the others go first") \
+                    and can_act("Holding a queued run"):
                 _do(lambda e=e, held=held: queue.hold(runs, e.id, held=not held))
-            if c[6].button("cancel", key=f"q_cancel_{e.id}") and can_act("Cancelling a queued run"):
+            if c[6].button("", icon=":material/close:", key=f"q_cancel_{e.id}", help="cancel: remove from the queue") \
+                    and can_act("Cancelling a queued run"):
                 _do(lambda e=e: queue.cancel(runs, e.id))
         if e.reason:
             st.caption(f"└ {e.name}: {e.reason}")

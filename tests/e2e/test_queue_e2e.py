@@ -49,7 +49,7 @@ def test_reorder_hold_and_cancel_in_the_browser(dashboard_env: dict[str, str], b
         assert [e.name for e in queue.entries(runs)] == ["second", "first"]
 
         page.locator(f".st-key-q_hold_{ids['second']} button").first.click()
-        page.locator(f".st-key-q_hold_{ids['second']} button").first.get_by_text("release").wait_for()
+        page.locator(f".st-key-q_hold_{ids['second']} button").first.get_by_text("play_arrow", exact=True).wait_for()  # the release icon
         assert [e.state for e in queue.entries(runs)] == ["held", "waiting"]
         page.screenshot(path=str(ARTIFACTS / "screenshots" / "queue.png"), full_page=True)
 
