@@ -1,0 +1,79 @@
+"""`omr sweep`: search Ultralytics train arguments with Optuna (grid, random, TPE), pruning losers; trials are runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from omr_core.training import sweep
+from omr_core.training.spec import parse_extra
+from omr_core.workspace import get_workspace
+
+VERB = "sweep"
+HELP = "sweeps over train arguments (Optuna grid/random/TPE, pruning): new, status, workers, launch-best"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    n = sub.add_parser("new", help="define a sweep and start its controller(s)")
+    n.add_argument("name")
+    n.add_argument("--data", required=True)
+    n.add_argument("--model", default="yolov8n.yaml")
+    n.add_argument("--preset")
+    n.add_argument("--param", action="append", required=True, metavar="NAME=SPACE",
+                   help="lr0=0.001:0.1:log, imgsz=256:640:int, batch=4,8,16 (repeat for each argument)")
+    n.add_argument("--sampler", choices=sweep.SAMPLERS, default="tpe")
+    n.add_argument("--objective", choices=sorted(sweep.OBJECTIVES), default="map50-95")
+    n.add_argument("--trials", type=int, default=6)
+    n.add_argument("--epochs", type=int, default=5, help="epochs per trial")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--storage", default="", help="Optuna storage URL shared by several machines (default: sqlite "
+                                                 "in the sweep folder), e.g. postgresql://user:pw@host/db")
+    n.add_argument("--workers", type=int, default=1, help="controllers to start on this machine")
+    n.add_argument("--fixed", nargs="+", default=[], metavar="key=value",
+                   help="train arguments every trial shares, e.g. --fixed imgsz=320 device=0 workers=4")
+    for verb, what in (("status", "trials, their outcome and the best one"), ("workers", "start more controllers"),
+                       ("launch-best", "queue the best trial's arguments for the full epochs")):
+        s = sub.add_parser(verb, help=what)
+        s.add_argument("name")
+        if verb == "workers":
+            s.add_argument("--n", type=int, default=1)
+        if verb == "launch-best":
+            s.add_argument("--epochs", type=int, required=True)
+            s.add_argument("--run-name")
+    for s in sub.choices.values():
+        s.add_argument("--runs-dir", help="runs folder (default: the workspace's runs/)")
+
+
+def _status(runs: Path, name: str) -> int:
+    spec = sweep.load(runs, name)
+    ts = sweep.trials(runs, name)
+    print(f"sweep {name}: {spec.sampler}, objective {spec.objective}, {len(ts)} of {spec.trials} trials ended, "
+          f"{spec.epochs} epochs each")
+    for t in ts:
+        val = f"{t['value']:.4f}" if t.get("value") is not None else "-"
+        params = ", ".join(f"{k}={v}" for k, v in t["params"].items())
+        print(f"  t{t['number']:<3} {t['state']:<9} {val:>7}  {t['epochs']} ep  {params}  {t.get('reason', '')}")
+    b = sweep.best(runs, name)
+    print(f"best: t{b['number']} {b['value']:.4f} with {b['params']}" if b else "best: none yet")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    runs = Path(args.runs_dir) if args.runs_dir else get_workspace().runs
+    if args.action == "new":
+        spec = sweep.SweepSpec(args.name, args.model, args.data, tuple(sweep.parse_param(p) for p in args.param),
+                               preset=args.preset, args=parse_extra(args.fixed), sampler=args.sampler,
+                               objective=args.objective, trials=args.trials, epochs=args.epochs, seed=args.seed,
+                               storage=args.storage)
+        d = sweep.create(spec, runs)
+        pids = sweep.start_controllers(runs, args.name, args.workers)
+        print(f"sweep {args.name} in {d}: controller PID {', '.join(map(str, pids))}; `omr sweep status {args.name}`")
+        return 0
+    if args.action == "workers":
+        print("controllers:", ", ".join(map(str, sweep.start_controllers(runs, args.name, args.n))))
+        return 0
+    if args.action == "launch-best":
+        print(f"queued {sweep.launch_best(runs, args.name, args.epochs, args.run_name)}")
+        return 0
+    return _status(runs, args.name)

@@ -1,0 +1,419 @@
+"""Sweeps over Ultralytics train arguments with Optuna: grid, random or TPE, pruning losers from their epochs.
+
+A sweep is a folder ``<runs>/sweeps/NAME/`` holding ``sweep.json`` (the base run, the search space, the objective,
+the budget) and the Optuna study (``study.db``, SQLite; any Optuna storage URL works, e.g. PostgreSQL for several
+machines). A controller (``python -m omr_core.training.sweep RUNS_DIR NAME``, detached; start several, here or on
+other machines sharing the storage) asks the study for a trial, queues it as an ordinary run named ``NAME-tN`` (so
+it is monitored, comparable and resumable like any run, and waits its turn for the device), follows its epochs,
+reports the objective after each, and stops it at the end of an epoch when the pruner says it is a loser. A trial
+whose loss goes non-finite is stopped and recorded as failed (diverged), never scored; a trial that fails or is
+killed is recorded as failed and the sweep goes on. Every trial's outcome is a line of ``trials.jsonl``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from omr_core.errors import OmrError
+from omr_core.training.runs import (
+    MAP5095,
+    append_jsonl,
+    atomic_write_json,
+    effective_state,
+    process_alive,
+    process_start_time,
+    read_json,
+    read_run_json,
+)
+
+SWEEPS = "sweeps"
+SAMPLERS = ("grid", "random", "tpe")
+#: Objectives read from results.csv after every epoch (higher is better).
+OBJECTIVES: dict[str, str] = {"map50-95": MAP5095, "map50": "metrics/mAP50(B)"}
+POLL_S = 1.0
+
+
+class SweepError(OmrError):
+    """A sweep that cannot be defined or run as asked."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched argument: a float/int range (``low``..``high``, ``log``) or a list of ``choices``."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+def parse_param(text: str) -> Param:
+    """``lr0=0.001:0.1:log``, ``epochs=2:6:int``, ``batch=4,8,16`` or ``optimizer=SGD,AdamW``."""
+    m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+?)\s*", text or "")
+    if not m:
+        raise SweepError(f"search parameter {text!r}: write name=low:high[:log|:int] or name=a,b,c")
+    name, spec = m.groups()
+    if ":" in spec:
+        parts = spec.split(":")
+        try:
+            low, high = float(parts[0]), float(parts[1])
+        except (ValueError, IndexError):
+            raise SweepError(f"search parameter {text!r}: low and high must be numbers (e.g. lr0=0.001:0.1:log)") from None
+        flags = set(parts[2:])
+        if not low < high or flags - {"log", "int"} or (("log" in flags) and low <= 0):
+            raise SweepError(f"search parameter {text!r}: need low < high (> 0 with log); flags are log and int")
+        return Param(name, low, high, "log" in flags, "int" in flags)
+    choices = tuple(_number(c.strip()) for c in spec.split(",") if c.strip())
+    if not choices:
+        raise SweepError(f"search parameter {text!r} lists no values")
+    return Param(name, choices=choices)
+
+
+def _number(s: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(s)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(s.lower(), s)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a sweep searches: a base run (model, data, preset, arguments), the space, objective and budget."""
+
+    name: str
+    model: str
+    data: str
+    space: tuple[Param, ...]
+    preset: str | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    sampler: str = "tpe"
+    objective: str = "map50-95"
+    trials: int = 6
+    epochs: int = 5
+    seed: int = 0
+    storage: str = ""  # Optuna storage URL; "" = sqlite in the sweep folder
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["space"] = [asdict(p) for p in self.space]
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> SweepSpec:
+        space = tuple(Param(**{**p, "choices": tuple(p.get("choices") or ())}) for p in d["space"])
+        return SweepSpec(**{**d, "space": space})
+
+
+def sweep_dir(runs: Path, name: str) -> Path:
+    return runs / SWEEPS / name
+
+
+def _storage(spec: SweepSpec, runs: Path) -> str:
+    return spec.storage or f"sqlite:///{sweep_dir(runs, spec.name) / 'study.db'}"
+
+
+def _sampler(spec: SweepSpec) -> Any:
+    import optuna
+
+    if spec.sampler == "grid":
+        if any(not p.choices for p in spec.space):
+            raise SweepError("a grid sweep needs a list of values for every parameter (e.g. lr0=0.001,0.01,0.1)")
+        # The grid's points are enqueued trials (see `create`): each ask takes the next one, also across workers.
+        # (Optuna's GridSampler stops the study from inside its callback, which only works within optimize().)
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=min(3, spec.trials))
+
+
+def _pruner() -> Any:
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+
+
+def _study(spec: SweepSpec, runs: Path) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(study_name=spec.name, storage=_storage(spec, runs), direction="maximize",
+                               sampler=_sampler(spec), pruner=_pruner(), load_if_exists=True)
+
+
+def create(spec: SweepSpec, runs: str | os.PathLike[str]) -> Path:
+    """Validate a sweep (its base run and every parameter) and create its folder and study."""
+    from omr_core.training.spec import build_spec, check_keys
+
+    runs = Path(runs)
+    if spec.sampler not in SAMPLERS:
+        raise SweepError(f"sampler {spec.sampler!r}: use {', '.join(SAMPLERS)}")
+    if spec.objective not in OBJECTIVES:
+        raise SweepError(f"objective {spec.objective!r}: use {', '.join(OBJECTIVES)}")
+    if spec.trials < 1 or spec.epochs < 1:
+        raise SweepError("a sweep needs at least 1 trial of at least 1 epoch")
+    check_keys({p.name: 0 for p in spec.space})
+    build_spec(f"{spec.name}-t0", spec.model, spec.data, preset=spec.preset,
+               args={**spec.args, "epochs": spec.epochs}, deep=False)
+    d = sweep_dir(runs, spec.name)
+    try:
+        d.mkdir(parents=True)
+    except FileExistsError:
+        raise SweepError(f"a sweep named {spec.name!r} exists already in {runs / SWEEPS}") from None
+    atomic_write_json(d / "sweep.json", spec.to_dict())
+    _sampler(spec)  # a grid without lists fails here, before any trial
+    study = _study(spec, runs)
+    if spec.sampler == "grid":
+        import itertools
+
+        for point in itertools.product(*(p.choices for p in spec.space)):
+            study.enqueue_trial(dict(zip((p.name for p in spec.space), point)))
+    return d
+
+
+def load(runs: str | os.PathLike[str], name: str) -> SweepSpec:
+    doc = read_json(sweep_dir(Path(runs), name) / "sweep.json")
+    if doc is None:
+        raise SweepError(f"no sweep named {name!r} in {Path(runs) / SWEEPS}")
+    return SweepSpec.from_dict(doc)
+
+
+def _suggest(trial: Any, p: Param) -> Any:
+    if p.choices:
+        return trial.suggest_categorical(p.name, list(p.choices))
+    if p.integer:
+        return trial.suggest_int(p.name, int(p.low or 0), int(p.high or 0), log=p.log)
+    return trial.suggest_float(p.name, float(p.low or 0), float(p.high or 0), log=p.log)
+
+
+def _rows(run_dir: Path) -> list[dict[str, float]]:
+    """results.csv rows as floats (columns stripped), complete lines only."""
+    p = run_dir / "results.csv"
+    try:
+        lines = p.read_text().splitlines()
+    except OSError:
+        return []
+    if len(lines) < 2:
+        return []
+    head = [h.strip() for h in lines[0].split(",")]
+    out = []
+    for ln in lines[1:]:
+        vals = ln.split(",")
+        if len(vals) != len(head):
+            continue
+        try:
+            out.append({h: float(v) for h, v in zip(head, vals)})
+        except ValueError:
+            continue
+    return out
+
+
+def _diverged(rows: list[dict[str, float]], run_dir: Path) -> bool:
+    losses = [v for r in rows for k, v in r.items() if k.startswith("train/") and k.endswith("_loss")]
+    if any(not math.isfinite(v) for v in losses):
+        return True
+    ev = run_dir / "events.jsonl"
+    return ev.is_file() and b'"kind":"nonfinite_loss"' in ev.read_bytes()
+
+
+@dataclass
+class TrialOutcome:
+    number: int
+    run: str
+    params: dict[str, Any]
+    state: str  # complete, pruned, failed, skipped
+    value: float | None = None
+    epochs: int = 0
+    reason: str = ""
+
+
+def _record(runs: Path, spec: SweepSpec, out: TrialOutcome) -> None:
+    append_jsonl(sweep_dir(runs, spec.name) / "trials.jsonl", {"t": time.time(), **asdict(out)})
+
+
+def _forecast_skip(spec: SweepSpec, args: Mapping[str, Any]) -> str:
+    """Why this trial's batch cannot fit the GPU (the assigner forecast), or "" (CPU, no forecast, or it fits)."""
+    device = str(args.get("device", "") or "")
+    if device in ("cpu", "mps"):
+        return ""
+    try:
+        from omr_core.training.gpu import probe
+        from omr_core.training.spec import assigner_forecast
+
+        gpus = probe()
+        if not gpus.available:
+            return ""
+        vram = int(gpus.devices[0].memory_total_mb * 2**20)
+        fc = assigner_forecast(spec.data, int(args.get("imgsz", 640)), int(args.get("batch", 16)), vram)
+    except Exception:  # advice only: a forecast that cannot be made never skips a trial
+        return ""
+    if fc is None or fc.fits:
+        return ""
+    return (f"skipped: the assigner memory forecast {fc.gib:.1f} GiB at batch {args.get('batch')} exceeds the GPU's "
+            f"{vram / 2**30:.1f} GiB (largest batch that fits: {fc.max_batch})")
+
+
+def _fail_orphans(study: Any) -> None:
+    """Trials left RUNNING by a controller that died (SIGKILL, reboot) are failed, so the budget counts right."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid, ctime = t.user_attrs.get("controller_pid"), t.user_attrs.get("controller_ctime")
+        if pid and not process_alive(pid, ctime):
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)  # noqa: SLF001 - Optuna's way
+
+
+def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S) -> TrialOutcome | None:
+    """Ask for one trial, run it to its end (or prune it); None when the budget is spent."""
+    from optuna.trial import TrialState
+
+    from omr_core.training import launcher, queue
+    from omr_core.training.spec import build_spec
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
+                                                     TrialState.RUNNING))
+    if len(done) >= spec.trials:
+        return None
+    trial = study.ask()
+    pid = os.getpid()
+    trial.set_user_attr("controller_pid", pid)
+    trial.set_user_attr("controller_ctime", process_start_time(pid))
+    params = {p.name: _suggest(trial, p) for p in spec.space}
+    name = f"{spec.name}-t{trial.number}"
+    trial.set_user_attr("run", name)
+    args = {**spec.args, **params, "epochs": spec.epochs}
+    skip = _forecast_skip(spec, args)
+    if skip:
+        study.tell(trial, state=TrialState.FAIL)
+        out = TrialOutcome(trial.number, name, params, "skipped", reason=skip)
+        _record(runs, spec, out)
+        return out
+    try:
+        queue.add(build_spec(name, spec.model, spec.data, preset=spec.preset, args=args), runs)
+    except OmrError as exc:
+        study.tell(trial, state=TrialState.FAIL)
+        out = TrialOutcome(trial.number, name, params, "failed", reason=f"could not queue: {exc}")
+        _record(runs, spec, out)
+        return out
+    run_dir = runs / name
+    col = OBJECTIVES[spec.objective]
+    reported, best, pruned, diverged, why = 0, None, False, False, ""
+    while True:
+        doc = read_run_json(run_dir)
+        state, why = effective_state(doc) if doc else ("queued", "")
+        rows = _rows(run_dir)
+        for r in rows[reported:]:
+            v = r.get(col)
+            reported += 1
+            if v is None or not math.isfinite(v):
+                continue
+            best = v if best is None else max(best, v)
+            trial.report(v, reported)
+            if not pruned and state in ("running", "starting") and trial.should_prune():
+                pruned = True
+                launcher.stop(name, runs, at="epoch")
+        if not diverged and state in ("running", "starting") and _diverged(rows, run_dir):
+            diverged = True
+            launcher.stop(name, runs, at="batch")
+        if doc is not None and state not in ("running", "starting"):
+            break
+        if doc is None and not any(e.name == name and e.state in ("waiting", "held") for e in queue.entries(runs)):
+            break  # cancelled from the queue, or it could not start
+        time.sleep(poll_s)
+    epochs = len(rows)
+    if diverged:
+        study.tell(trial, state=TrialState.FAIL)
+        out = TrialOutcome(trial.number, name, params, "failed", best, epochs, "diverged (non-finite loss): stopped")
+    elif pruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        out = TrialOutcome(trial.number, name, params, "pruned", best, epochs, f"pruned after epoch {epochs}")
+    elif doc is None or state == "failed" or best is None:
+        study.tell(trial, state=TrialState.FAIL)
+        reason = why or "no validated epoch" if state == "failed" else "no validated epoch"
+        out = TrialOutcome(trial.number, name, params, "failed", best, epochs, str(reason))
+    else:
+        study.tell(trial, best)
+        out = TrialOutcome(trial.number, name, params, "complete", best, epochs)
+    _record(runs, spec, out)
+    return out
+
+
+def run_sweep(runs: Path, name: str) -> int:
+    """A controller: run trials until the budget is spent (several controllers may share one study)."""
+    spec = load(runs, name)
+    study = _study(spec, runs)
+    _fail_orphans(study)
+    while run_trial(spec, runs, study) is not None:
+        pass
+    return 0
+
+
+def trials(runs: str | os.PathLike[str], name: str) -> list[dict[str, Any]]:
+    """Every recorded trial outcome of a sweep, in the order they ended."""
+    p = sweep_dir(Path(runs), name) / "trials.jsonl"
+    if not p.is_file():
+        return []
+    return [orjson.loads(x) for x in p.read_bytes().splitlines() if x.strip()]
+
+
+def best(runs: str | os.PathLike[str], name: str) -> dict[str, Any] | None:
+    """The completed trial with the highest objective, or None."""
+    done = [t for t in trials(runs, name) if t["state"] == "complete" and t.get("value") is not None]
+    return max(done, key=lambda t: t["value"]) if done else None
+
+
+def start_controllers(runs: str | os.PathLike[str], name: str, n: int = 1) -> list[int]:
+    """Start ``n`` detached controllers for a sweep; returns their PIDs."""
+    from omr_core.training.launcher import worker_env
+
+    runs = Path(runs)
+    load(runs, name)
+    pids = []
+    for _ in range(n):
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [sys.executable, "-m", "omr_core.training.sweep", str(runs), name], cwd=sweep_dir(runs, name),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            close_fds=True, env=worker_env(None))
+        pids.append(proc.pid)
+    return pids
+
+
+def launch_best(runs: str | os.PathLike[str], name: str, epochs: int, run_name: str | None = None) -> str:
+    """Queue the best trial's configuration for ``epochs`` epochs; returns the new run's name."""
+    from omr_core.training import queue
+    from omr_core.training.spec import build_spec
+
+    spec, b = load(runs, name), best(runs, name)
+    if b is None:
+        raise SweepError(f"sweep {name!r} has no completed trial yet")
+    new = run_name or f"{name}-best"
+    queue.add(build_spec(new, spec.model, spec.data, preset=spec.preset, args={**spec.args, **b["params"],
+                                                                                 "epochs": epochs}), runs)
+    return new
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m omr_core.training.sweep RUNS_DIR NAME", file=sys.stderr)
+        return 2
+    return run_sweep(Path(argv[0]).resolve(), argv[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
