@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from ui.sweep import render_sweeps
 from ui.training import compare_figure, fmt_duration, run_view
 
 from omr_core.training.runs import (
@@ -15,12 +16,18 @@ from omr_core.training.runs import (
     run_args,
     run_name,
 )
+from omr_core.training.sweep import list_sweeps
 from omr_core.workspace import get_workspace
 
 ws = get_workspace()
 
 st.title("Compare runs")
 st.caption("Pick runs, overlay any metric from their results.csv, see which arguments differ and where each run peaked.")
+
+if sweep_names := list_sweeps(ws.runs):
+    with st.expander(f"Sweeps ({len(sweep_names)}): trials grouped, arguments against the objective, the best",
+                     icon=":material/tune:"):
+        render_sweeps(ws.runs)
 
 dirs = {run_name(ws.runs, d): d for d in discover_runs(ws.runs)}
 if not dirs:

@@ -11,6 +11,7 @@ import streamlit as st
 from ui.guard import can_act
 from ui.notify import render_notifications
 from ui.queue import render_queue
+from ui.sweep import render_sweep_form
 from ui.training import (
     REFRESH_S,
     RUNS_TABLE_CONFIG,
@@ -275,6 +276,8 @@ def launch_form() -> None:
             st.success(f"Queued **{entry.name}** on {', '.join(entry.lanes)}; the queue is shown below.")
     elif not data:
         st.caption("Choose a data.yaml to launch.")
+    if st.toggle("Sweep instead: search some of these arguments with Optuna, trial after trial", key="sw_on"):
+        render_sweep_form(ws.runs, data, model, preset)
 
 
 # ------------------------------------------------------------------------------------------------------ monitor

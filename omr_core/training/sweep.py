@@ -417,3 +417,35 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
+
+
+def list_sweeps(runs: str | os.PathLike[str]) -> list[str]:
+    """Names of the sweeps in a runs folder (newest first)."""
+    base = Path(runs) / SWEEPS
+    if not base.is_dir():
+        return []
+    found = [d for d in base.iterdir() if (d / "sweep.json").is_file()]
+    return [d.name for d in sorted(found, key=lambda d: -(d / "sweep.json").stat().st_mtime)]
+
+
+def importance(runs: str | os.PathLike[str], name: str) -> dict[str, float]:
+    """Which arguments mattered (Optuna's fANOVA importance over the completed trials); {} with too few trials."""
+    import optuna
+
+    spec = load(runs, name)
+    study = optuna.load_study(study_name=spec.name, storage=_storage(spec, Path(runs)))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(done) < 2 or len({tuple(sorted(t.params.items())) for t in done}) < 2:
+        return {}
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError):  # e.g. every completed trial has the same value
+        return {}
+
+
+def best_diff(runs: str | os.PathLike[str], name: str) -> list[tuple[str, Any, Any]]:
+    """(argument, the sweep's base value or None, the best trial's value) for every searched argument."""
+    spec, b = load(runs, name), best(runs, name)
+    if b is None:
+        return []
+    return [(k, spec.args.get(k), v) for k, v in b["params"].items()]
