@@ -184,7 +184,7 @@ def _cell(row: Mapping[str, float], col: str) -> float:
 def _metric_fitness(row: Mapping[str, float], cols: Sequence[str], weights: Sequence[float], nan_to_0: bool) -> float:
     total = 0.0
     for c, w in zip(cols, weights):
-        if w == 0.0:
+        if w == 0.0 or c not in row:  # a column the CSV lacks altogether (not Ultralytics-written): weigh the rest
             continue
         v = _cell(row, c)
         if math.isnan(v):
@@ -311,17 +311,20 @@ def _planned(args: Mapping[str, Any]) -> int | None:
 
 def _state(rows: Sequence[Mapping[str, float]], fits: Sequence[float], lay: Layout, done: int, planned: int | None,
            mtime: float | None, now: float, live_window_s: float) -> tuple[str, str]:
-    if mtime is not None and now - mtime < live_window_s and (planned is None or done < planned):
-        return "running", f"results.csv changed {max(0, int(now - mtime))} s ago: still being written"
     if not rows:
+        if mtime is not None and now - mtime < live_window_s:
+            return "running", "results.csv was created moments ago: the first epoch is still training"
         return "unknown", "no epoch finished yet"
     if planned is not None and done >= planned:
         return "finished", ""
+    # Before the clock: a run EarlyStopping ended writes no further row, however recent its last one is.
     stop_i, stop_best = early_stop_index(fits, lay.family, lay.patience)
     if stop_i is not None and stop_i == len(rows) - 1:
         best_ep = _epoch_of(rows[stop_best or 0], stop_best or 0, lay)
         return "early-stopped", (f"early-stopped at epoch {done}: no improvement since epoch {best_ep} "
                                  f"(patience {lay.patience})")
+    if mtime is not None and now - mtime < live_window_s:
+        return "running", f"results.csv changed {max(0, int(now - mtime))} s ago: still being written"
     if planned is None:
         return "unknown", "epochs planned unknown (no args.yaml)"
     return "stopped short", f"stopped at epoch {done} of {planned} (killed, crashed or interrupted)"
