@@ -328,3 +328,26 @@ def _state(rows: Sequence[Mapping[str, float]], fits: Sequence[float], lay: Layo
     if planned is None:
         return "unknown", "epochs planned unknown (no args.yaml)"
     return "stopped short", f"stopped at epoch {done} of {planned} (killed, crashed or interrupted)"
+
+
+def default_metric(runs: Sequence[tuple[Layout, Sequence[str]]]) -> str | None:
+    """The metric a comparison of these runs should open on: one every run has.
+
+    The runs' shared headline when they share one (top-1 for classifiers, mask mAP for segmenters...), else the
+    first headline all of them carry, else the first ``metrics/`` column, validation loss or column common to all.
+
+    Args:
+        runs: (layout, results columns) of each selected run.
+    """
+    if not runs:
+        return None
+    common = set(runs[0][1]).intersection(*(set(c) for _, c in runs[1:])) - {"epoch", "time"}
+    heads = [lay.headline for lay, _ in runs if lay.headline]
+    for h in heads:
+        if h in common:
+            return h
+    for prefix in ("metrics/mAP50-95", "metrics/", "val/", ""):
+        cands = sorted(c for c in common if c.startswith(prefix))
+        if cands:
+            return cands[0]
+    return heads[0] if heads else None

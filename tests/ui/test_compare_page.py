@@ -47,7 +47,8 @@ def test_compare_three_runs(workspace: Path) -> None:
     assert not at.exception
     assert at.selectbox(key="cmp_metric").value == "metrics/mAP50-95(B)"
     summary = at.dataframe[0].value.set_index("run")
-    assert summary.loc["old", "best mAP50-95"] == pytest.approx(0.30) and summary.loc["old", "epoch of best"] == 1
+    # "old" wrote 0-based epochs (rows 0, 1, 2): its peak is the 2nd epoch, shown 1-based like every other run
+    assert summary.loc["old", "best mAP50-95"] == pytest.approx(0.30) and summary.loc["old", "epoch of best"] == 2
     assert summary.loc["old", "final mAP50-95"] == pytest.approx(0.25)
     assert summary.loc["sgd", "epochs"] == "12/12" and summary.loc["adamw", "state"] == "stopped"
     diff = at.dataframe[1].value
@@ -66,7 +67,7 @@ def test_metric_switch_and_losses_best_is_min(workspace: Path) -> None:
     at.selectbox(key="cmp_metric").set_value("train/box_loss").run()
     assert not at.exception
     row = at.dataframe[0].value.iloc[0]
-    assert row["best train/box_loss"] == pytest.approx(1.4) and row["epoch of best train/box_loss"] == 2
+    assert row["best train/box_loss"] == pytest.approx(1.4) and row["epoch of best train/box_loss"] == 3  # 1-based
     assert any("two runs or more" in c.value for c in at.caption)
 
 
@@ -85,4 +86,4 @@ def test_best_and_final_does_not_repeat_the_map_columns(workspace: Path) -> None
     summary = at.dataframe[0].value.set_index("run")
     assert "best train/box_loss" in summary.columns and "best mAP50-95" in summary.columns
     assert summary.loc["old", "best train/box_loss"] == pytest.approx(1.4)  # a loss: best is the lowest
-    assert summary.loc["old", "epoch of best train/box_loss"] == 2
+    assert summary.loc["old", "epoch of best train/box_loss"] == 3  # 0-based row 2, the 3rd epoch
