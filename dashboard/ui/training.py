@@ -82,7 +82,7 @@ def fmt_duration(s: float | None) -> str:
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
-    """The runs table: state, epoch k/N, batch progress, best mAP50-95, elapsed, ETA, s/batch."""
+    """The runs table: state, epoch k/N, batch progress, best headline metric (mAP50-95, top-1...), elapsed, ETA."""
     rows = []
     for s in summaries:
         prog = None
@@ -95,7 +95,8 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "epoch": s.epoch_text,
                 "batch": prog,
                 "batch i/n": f"{s.batch}/{s.batches}" if s.live and s.batch is not None else "",
-                "best mAP50-95": s.best_map,
+                "best": s.best_map,  # the task's headline metric at the epoch best.pt holds
+                "metric": s.metric,
                 "best epoch": s.best_epoch,
                 "elapsed": fmt_duration(s.elapsed_s),
                 "ETA": fmt_duration(s.eta_s) if s.live else "",
@@ -109,7 +110,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
 
 RUNS_TABLE_CONFIG = {
     "batch": st.column_config.ProgressColumn("batch", min_value=0.0, max_value=1.0, format="percent"),
-    "best mAP50-95": st.column_config.NumberColumn(format="%.4f"),
+    "best": st.column_config.NumberColumn(format="%.4f", help="the metric at the epoch best.pt holds"),
     "s/batch": st.column_config.NumberColumn(format="%.2f"),
 }
 
