@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from omr_core.training.alerts import Alert
-from omr_core.training.runs import RunSummary, RunView, map_column
+from omr_core.training.runs import RunSummary, RunView
 from omr_core.training.tail import downsample, ema_smooth
 
 #: Seconds between live refreshes of the monitor (OMR_MONITOR_REFRESH_S).
@@ -287,10 +287,11 @@ def last_values_text(view: RunView) -> tuple[str, str]:
     ep_line = "No epoch finished yet."
     if rows:
         r = rows[-1]
-        mcol = map_column(view.results.columns)
-        parts = [f"Last epoch {int(r.get('epoch', len(rows)))}"]
+        read = view.reading()  # 1-based epoch and the task's headline, whatever release wrote the file
+        mcol = read.layout.headline
+        parts = [f"Last epoch {read.epochs_done}"]
         if mcol and r.get(mcol) is not None and math.isfinite(r[mcol]):
-            parts.append(f"mAP50-95 {r[mcol]:.4f}")
+            parts.append(f"{read.layout.headline_name} {r[mcol]:.4f}")
         for c in ("metrics/mAP50(B)", "train/box_loss", "val/box_loss"):
             if c in r and math.isfinite(r[c]):
                 parts.append(f"{c.replace('metrics/', '')} {r[c]:.4f}")

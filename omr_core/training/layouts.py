@@ -71,6 +71,7 @@ class Layout:
         headline: Column of the task's headline metric, None when the CSV has none.
         epoch_offset: Added to the CSV's ``epoch`` cells to make them 1-based (1 for 0-based writers).
         patience: Early-stopping patience from the run's arguments (None: off or unknown).
+        time_limit_h: Ultralytics' ``time`` argument (hours; 8.1+), which ends training before ``epochs``.
     """
 
     family: str
@@ -78,6 +79,7 @@ class Layout:
     headline: str | None
     epoch_offset: int
     patience: int | None
+    time_limit_h: float | None = None
 
     @property
     def headline_name(self) -> str:
@@ -170,7 +172,16 @@ def layout_of(args: Mapping[str, Any], columns: Sequence[str], rows: Sequence[Ma
     zero_based = fam in ("yolov5", "8.0") and first is not None and first == 0
     if fam not in ("yolov5", "8.0") and first == 0:
         zero_based = True  # no other release writes epoch 0; trust the data over the guessed family
-    return Layout(fam, task, headline_column(task, columns, fam), 1 if zero_based else 0, _patience(args))
+    return Layout(fam, task, headline_column(task, columns, fam), 1 if zero_based else 0, _patience(args),
+                  _time_limit(args) if fam not in ("yolov5", "8.0") else None)
+
+
+def _time_limit(args: Mapping[str, Any]) -> float | None:
+    try:
+        t = float(args.get("time") or 0)
+    except (TypeError, ValueError):
+        return None
+    return t if t > 0 else None
 
 
 def _cell(row: Mapping[str, float], col: str) -> float:
@@ -325,6 +336,8 @@ def _state(rows: Sequence[Mapping[str, float]], fits: Sequence[float], lay: Layo
                                  f"(patience {lay.patience})")
     if mtime is not None and now - mtime < live_window_s:
         return "running", f"results.csv changed {max(0, int(now - mtime))} s ago: still being written"
+    if lay.time_limit_h:  # trainer: `self.stop |= (time.time() - self.train_time_start) > (self.args.time * 3600)`
+        return "finished", f"ended by its time limit (time: {lay.time_limit_h:g} h) after {done} epochs"
     if planned is None:
         return "unknown", "epochs planned unknown (no args.yaml)"
     return "stopped short", f"stopped at epoch {done} of {planned} (killed, crashed or interrupted)"

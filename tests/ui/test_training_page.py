@@ -226,3 +226,8 @@ def test_runs_trained_elsewhere_show_their_task_metric_and_state(tmp_path: Path,
     assert "patience 20" in table.loc["yolo26_obb_early_stop", "note"]
     assert table.loc["v80_detect_100ep_zero_based", "epoch"] == "100/100"
     assert table.loc["v80_detect_100ep_zero_based", "best epoch"] == 99
+    at.selectbox(key="monitor_run").set_value("v80_detect_100ep_zero_based").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Last epoch 100 " in at.text[0].value  # 8.0.x wrote its last epoch as 99
+    at.selectbox(key="monitor_run").set_value("v84_classify_cpu").run()
+    assert "top-1 0.9223" in at.text[0].value

@@ -160,3 +160,13 @@ def test_no_args_yaml_leaves_planned_epochs_unknown(tmp_path):
     r = read_run(t.rows(), t.columns, {}, mtime=0.0)
     assert (r.epochs_done, r.epochs_planned, r.state) == (2, None, "unknown")
     assert r.layout.task == "detect"  # no args, no angle_loss column: the CSV cannot tell it was obb
+
+
+def test_a_time_limited_run_that_ended_early_is_finished(tmp_path):
+    # The same real run, as if started with `time=0.25` (8.1+ end training after that many hours, whatever `epochs`).
+    run = tmp_path / "timed"
+    shutil.copytree(DATA / "v83_obb_stopped_short", run)
+    args = (run / "args.yaml").read_text().replace("time: null", "time: 0.25")
+    (run / "args.yaml").write_text(args)
+    r = _read(run, mtime=0.0)
+    assert r.state == "finished" and "time limit (time: 0.25 h)" in r.reason
