@@ -27,7 +27,7 @@ GIB = 2**30
 
 #: Badge colour of each state (Streamlit markdown ``:color-badge[...]``).
 STATE_COLORS = {"running": "green", "starting": "orange", "finished": "blue", "stopped": "gray", "failed": "red",
-                "external": "violet"}
+                "external": "violet", "early-stopped": "blue"}
 
 
 def state_badge(state: str) -> str:
