@@ -7,15 +7,8 @@ import streamlit as st
 from ui.sweep import render_sweeps
 from ui.training import compare_figure, fmt_duration, run_view
 
-from omr_core.training.runs import (
-    MAP5095,
-    args_that_differ,
-    best_and_final,
-    discover_runs,
-    map_column,
-    run_args,
-    run_name,
-)
+from omr_core.training.layouts import default_metric
+from omr_core.training.runs import args_that_differ, best_and_final, discover_runs, run_args, run_name
 from omr_core.training.sweep import list_sweeps
 from omr_core.workspace import get_workspace
 
@@ -47,36 +40,49 @@ if not picked:
     st.info("Pick at least one run.")
     st.stop()
 
-frames = {n: views[n].results.frame() for n in picked}
+readings = {n: views[n].reading() for n in picked}
+frames = {}
+for n in picked:  # epochs 1-based whatever release wrote them (8.0.x and YOLOv5 counted from 0)
+    df = views[n].results.frame()
+    frames[n] = df.assign(epoch=df["epoch"] + readings[n].layout.epoch_offset) if "epoch" in df else df
 columns = sorted({c for df in frames.values() for c in df.columns} - {"epoch", "time"})
 if not columns:
     st.info("None of these runs has finished an epoch yet.")
     st.stop()
-default_metric = MAP5095 if MAP5095 in columns else (map_column(columns) or columns[0])
+# The task's headline metric that every picked run has; picked again whenever the selection changes.
+opening = default_metric([(readings[n].layout, list(frames[n].columns)) for n in picked]) or columns[0]
+if st.session_state.get("cmp_metric_for") != picked or st.session_state.get("cmp_metric") not in columns:
+    st.session_state["cmp_metric"] = opening
+    st.session_state["cmp_metric_for"] = list(picked)
 c1, c2, c3 = st.columns([2, 1, 1])
-metric = c1.selectbox("Metric", columns, index=columns.index(default_metric), key="cmp_metric")
+metric = c1.selectbox("Metric", columns, key="cmp_metric")
 x = c2.radio("x axis", ["epoch", "training hours"], horizontal=True, key="cmp_x")
 smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="cmp_smoothing")
-st.plotly_chart(compare_figure(frames, metric, "epoch" if x == "epoch" else "time", smoothing), key="cmp_fig")
+lacking = [n for n, df in frames.items() if metric not in df.columns]
+if lacking:
+    st.caption(f"No {metric} column in: {', '.join(lacking)} (left out of the chart).")
+charted = {n: df for n, df in frames.items() if n not in lacking}
+if x == "training hours":
+    untimed = [n for n, df in charted.items() if "time" not in df.columns]
+    if untimed:  # YOLOv5 and ultralytics 8.0/8.1 wrote no time column: never plot them at their epoch numbers
+        st.caption(f"Left out of the training-hours axis (their results.csv has no time column): {', '.join(untimed)}.")
+    charted = {n: df for n, df in charted.items() if n not in untimed}
+st.plotly_chart(compare_figure(charted, metric, "epoch" if x == "epoch" else "time", smoothing), key="cmp_fig")
 
 # ------------------------------------------------------------------------------------------- best and final values
 rows = []
+names = {readings[n].layout.headline_name for n in picked}
+head = names.pop() if len(names) == 1 else ""  # one headline for all: name the columns after it
 for n in picked:
-    v = views[n]
+    v, read = views[n], readings[n]
     s = v.summary()
-    r = v.results.rows()
-    mcol = map_column(v.results.columns) or MAP5095
-    bm = best_and_final(r, mcol)
-    row = {
-        "run": n,
-        "state": s.state,
-        "epochs": f"{s.epoch}/{s.epochs or '?'}",
-        "best mAP50-95": bm["best"],
-        "epoch of best": bm["best_epoch"],
-        "final mAP50-95": bm["final"],
-    }
-    if metric != mcol:  # the charted metric, unless it is mAP50-95 itself (the columns would repeat)
-        bx = best_and_final(r, metric)
+    row = {"run": n, "state": s.state, "epochs": f"{s.epoch}/{s.epochs or '?'}"}
+    if not head:
+        row["headline"] = read.layout.headline_name
+    # best = the epoch best.pt holds (Ultralytics' fitness of that release and task), not the metric's own max
+    row.update({f"best {head}".strip(): read.best, "epoch of best": read.best_epoch, f"final {head}".strip(): read.last})
+    if metric != read.layout.headline:  # the charted metric, unless it is the headline itself (columns would repeat)
+        bx = best_and_final(frames[n].to_dict("records"), metric)
         row.update({f"best {metric}": bx["best"], f"epoch of best {metric}": bx["best_epoch"], f"final {metric}": bx["final"]})
     rows.append({**row, "training time": fmt_duration(s.elapsed_s)})
 summary = pd.DataFrame(rows)

@@ -348,9 +348,9 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
     else:
         m[0].metric("Epoch", f"{s.epoch}/{s.epochs or '?'}", help="epochs done of planned")
     m[1].metric("Batch", f"{s.batch}/{s.batches}" if s.batch is not None and s.live else "–")
-    m[2].metric("Best mAP50-95", f"{s.best_map:.4f}" if s.best_map is not None else "–",
-                help=f"epoch {s.best_epoch}" if s.best_epoch else None)
-    m[3].metric("Last mAP50-95", f"{s.last_map:.4f}" if s.last_map is not None else "–")
+    m[2].metric(f"Best {s.metric}", f"{s.best_map:.4f}" if s.best_map is not None else "–",
+                help=f"epoch {s.best_epoch}, the one best.pt holds" if s.best_epoch else None)
+    m[3].metric(f"Last {s.metric}", f"{s.last_map:.4f}" if s.last_map is not None else "–")
     m[4].metric("Elapsed", fmt_duration(s.elapsed_s))
     m[5].metric("ETA", fmt_duration(s.eta_s) if s.live else "–")
     m[6].metric("s/batch", f"{s.s_per_batch:.2f}" if s.s_per_batch else "–")

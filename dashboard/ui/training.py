@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from omr_core.training.alerts import Alert
-from omr_core.training.runs import RunSummary, RunView, map_column
+from omr_core.training.runs import RunSummary, RunView
 from omr_core.training.tail import downsample, ema_smooth
 
 #: Seconds between live refreshes of the monitor (OMR_MONITOR_REFRESH_S).
@@ -27,7 +27,7 @@ GIB = 2**30
 
 #: Badge colour of each state (Streamlit markdown ``:color-badge[...]``).
 STATE_COLORS = {"running": "green", "starting": "orange", "finished": "blue", "stopped": "gray", "failed": "red",
-                "external": "violet"}
+                "external": "violet", "early-stopped": "blue"}
 
 
 def state_badge(state: str) -> str:
@@ -82,7 +82,7 @@ def fmt_duration(s: float | None) -> str:
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
-    """The runs table: state, epoch k/N, batch progress, best mAP50-95, elapsed, ETA, s/batch."""
+    """The runs table: state, epoch k/N, batch progress, best headline metric (mAP50-95, top-1...), elapsed, ETA."""
     rows = []
     for s in summaries:
         prog = None
@@ -95,7 +95,8 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "epoch": s.epoch_text,
                 "batch": prog,
                 "batch i/n": f"{s.batch}/{s.batches}" if s.live and s.batch is not None else "",
-                "best mAP50-95": s.best_map,
+                "best": s.best_map,  # the task's headline metric at the epoch best.pt holds
+                "metric": s.metric,
                 "best epoch": s.best_epoch,
                 "elapsed": fmt_duration(s.elapsed_s),
                 "ETA": fmt_duration(s.eta_s) if s.live else "",
@@ -109,7 +110,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> pd.DataFrame:
 
 RUNS_TABLE_CONFIG = {
     "batch": st.column_config.ProgressColumn("batch", min_value=0.0, max_value=1.0, format="percent"),
-    "best mAP50-95": st.column_config.NumberColumn(format="%.4f"),
+    "best": st.column_config.NumberColumn(format="%.4f", help="the metric at the epoch best.pt holds"),
     "s/batch": st.column_config.NumberColumn(format="%.2f"),
 }
 
@@ -286,10 +287,11 @@ def last_values_text(view: RunView) -> tuple[str, str]:
     ep_line = "No epoch finished yet."
     if rows:
         r = rows[-1]
-        mcol = map_column(view.results.columns)
-        parts = [f"Last epoch {int(r.get('epoch', len(rows)))}"]
+        read = view.reading()  # 1-based epoch and the task's headline, whatever release wrote the file
+        mcol = read.layout.headline
+        parts = [f"Last epoch {read.epochs_done}"]
         if mcol and r.get(mcol) is not None and math.isfinite(r[mcol]):
-            parts.append(f"mAP50-95 {r[mcol]:.4f}")
+            parts.append(f"{read.layout.headline_name} {r[mcol]:.4f}")
         for c in ("metrics/mAP50(B)", "train/box_loss", "val/box_loss"):
             if c in r and math.isfinite(r[c]):
                 parts.append(f"{c.replace('metrics/', '')} {r[c]:.4f}")

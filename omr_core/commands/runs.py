@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 from omr_core.errors import OmrError
 from omr_core.training.runs import delete_run, list_runs
 from omr_core.workspace import get_workspace
 
 VERB = "runs"
-HELP = "list training runs (state, epoch, batch, best mAP50-95, ETA)"
+HELP = "list training runs (state, epoch, batch, best headline metric and its epoch, ETA)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,17 +41,20 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs in {root}")
         return 0
-    now = time.time()
-    print(f"{'name':<28} {'state':<9} {'epoch':>20} {'batch':>11} {'best mAP':>8} {'elapsed':>9} {'ETA':>9} {'s/batch':>7}")
+    table = [("name", "state", "epoch", "batch", "best", "metric", "elapsed", "ETA", "s/batch")]
+    notes: list[list[str]] = [[]]
     for r in runs:
-        ep = r.epoch_text
         b = f"{r.batch}/{r.batches}" if r.batch is not None and r.live else "-"
-        m = f"{r.best_map:.4f}" if r.best_map is not None else "-"
+        m = f"{r.best_map:.4f} @{r.best_epoch}" if r.best_map is not None else "-"
         spb = f"{r.s_per_batch:.2f}" if r.s_per_batch else "-"
-        print(f"{r.name:<28} {r.state:<9} {ep:>20} {b:>11} {m:>8} {_dur(r.elapsed_s):>9} {_dur(r.eta_s):>9} {spb:>7}")
-        if r.reason and r.state in ("failed", "stopped"):
-            print(f"{'':<28} └ {r.reason}")
-        for line in r.damage:  # damaged logs: say what was skipped rather than fail or stay silent
-            print(f"{'':<28} └ {line}")
-    del now
+        table.append((r.name, r.state, r.epoch_text, b, m, r.metric, _dur(r.elapsed_s), _dur(r.eta_s), spb))
+        why = [r.reason] if r.reason and r.state in ("failed", "stopped", "early-stopped", "external") else []
+        notes.append(why + list(r.damage))  # damaged logs: say what was skipped rather than fail or stay silent
+    # Widths from the cells themselves, so a long run name never pushes the other columns out of line.
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    left = {0, 1, 5}
+    for row, lines in zip(table, notes):
+        print("  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        for line in lines:
+            print(f"  └ {line}")
     return 0

@@ -282,9 +282,9 @@ def _params(imgsz: int, batch: int, val_conf: float, iou: float) -> dict[str, An
 
 
 def run_defaults(model: str | os.PathLike[str]) -> dict[str, Any]:
-    """What a run's own args.yaml proposes for evaluating its weights: ``data``, ``imgsz``, ``split`` (val)."""
+    """What a run's own args.yaml proposes for evaluating its weights: ``data``, ``imgsz``, ``split`` (val), ``task``."""
     run = run_of(model)
-    out: dict[str, Any] = {"data": None, "imgsz": 640, "split": "val"}
+    out: dict[str, Any] = {"data": None, "imgsz": 640, "split": "val", "task": None}
     if run is None:
         return out
     try:
@@ -296,6 +296,8 @@ def run_defaults(model: str | os.PathLike[str]) -> dict[str, Any]:
         out["data"] = d if d.is_absolute() else (run / d if (run / d).exists() else d)
     if isinstance(doc.get("imgsz"), int):
         out["imgsz"] = doc["imgsz"]
+    if doc.get("task"):
+        out["task"] = str(doc["task"])
     return out
 
 
@@ -412,6 +414,11 @@ def _resolve_inputs(
     if not model_p.is_file():
         raise EvaluationError(f"model {model_p} does not exist; give a .pt weights file (e.g. <run>/weights/best.pt)")
     defaults = run_defaults(model_p)
+    if defaults.get("task") not in (None, "detect"):  # before the data checks: a classifier's data is a folder
+        raise EvaluationError(
+            f"{model_p} comes from a {defaults['task']} run (task: {defaults['task']} in its args.yaml): per-class "
+            "failures count missed and false boxes per class, which needs a detection model (task: detect); "
+            "pick the weights of a detection run")
     if data is None:
         data = defaults["data"]
         if data is None:

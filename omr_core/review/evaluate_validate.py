@@ -121,7 +121,9 @@ def run_validation(
         except Exception as exc:  # Ultralytics raises many types for a bad checkpoint
             raise EvaluationError(f"cannot load model {model}: {exc}") from exc
         if getattr(yolo, "task", "detect") != "detect":
-            raise EvaluationError(f"{model} is a {yolo.task} model; evaluation supports detection models only")
+            raise EvaluationError(
+                f"{model} is a {yolo.task} model: per-class failures count missed and false boxes per class, which "
+                "needs a detection model (task: detect); pick the weights of a detection run")
         kwargs: dict[str, Any] = dict(
             data=str(data),
             split=split,

@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from omr_core.errors import OmrError
+from omr_core.training import layouts
 from omr_core.training.tail import ColumnStore, JsonlTail, ResultsCsvTail, _flatten, tail_text
 
 # Files inside a run folder, next to Ultralytics' own (args.yaml, results.csv, weights/).
@@ -31,13 +32,15 @@ STOP_REQUEST = "stop.request"
 RESULTS = "results.csv"
 RESULTS_REDONE = "results.redone.csv"
 ARGS_YAML = "args.yaml"
+OPT_YAML = "opt.yaml"  # YOLOv5 wrote its arguments here
 LAST = "weights/last.pt"
 BEST = "weights/best.pt"
 RESUMABLE = "weights/last_resumable.pt"
 _LOCK = ".run.lock"
 
-#: States written to run.json; "external" is a folder trained elsewhere (no run.json).
-STATES = ("starting", "running", "finished", "failed", "stopped", "external")
+#: States written to run.json; "external" is a folder trained elsewhere (no run.json) that did not finish, and
+#: "early-stopped" one that Ultralytics' EarlyStopping ended (see training/layouts.py).
+STATES = ("starting", "running", "finished", "failed", "stopped", "external", "early-stopped")
 LIVE_STATES = frozenset({"starting", "running"})
 
 #: A run that stays "starting" without a worker process this long never started.
@@ -218,9 +221,10 @@ class RunSummary:
         batch: Batches done in the epoch in progress (from the batch log), None when unknown.
         batches: Batches per epoch, None when unknown.
         current_epoch: Epoch (1-based) the batch log is in, None when unknown.
-        best_map: Best mAP50-95 so far, None when no validation yet.
-        best_epoch: Epoch (1-based) of the best mAP50-95.
-        last_map: mAP50-95 of the last epoch.
+        best_map: The task's headline metric (`metric`) at the epoch best.pt holds, chosen by the fitness of the
+            Ultralytics release that trained the run; None when no validation yet.
+        best_epoch: That epoch (1-based).
+        last_map: The headline metric of the last epoch.
         elapsed_s: Training wall time so far (all sessions).
         eta_s: Estimated seconds left (live runs only).
         s_per_batch: Median seconds per batch over the recent batches.
@@ -256,6 +260,8 @@ class RunSummary:
     data: str = ""
     resumable: str | None = None
     damage: tuple[str, ...] = ()
+    task: str = "detect"
+    metric: str = "mAP50-95"
 
     @property
     def live(self) -> bool:
@@ -354,8 +360,9 @@ class RunView:
             if self._mtime_changed(RUN_JSON):
                 self.doc = read_run_json(self.path)
                 self._doc_unreadable = self.doc is None and (self.path / RUN_JSON).exists()
-            if self._mtime_changed(ARGS_YAML):
-                self.args = _read_args_yaml(self.path / ARGS_YAML)
+            args_changed, opt_changed = self._mtime_changed(ARGS_YAML), self._mtime_changed(OPT_YAML)
+            if args_changed or opt_changed:
+                self.args = _read_args_yaml(self.path / ARGS_YAML) or _read_args_yaml(self.path / OPT_YAML)
             self.results.poll()
             recs, restarted = self._batch_tail.poll()
             if restarted:
@@ -377,11 +384,20 @@ class RunView:
         """(state, reason), checking the worker process (see `effective_state`)."""
         state, reason = effective_state(self.doc, now)
         if state == "external":
-            rows, epochs = len(self.results), self.planned_epochs()
-            if epochs and rows >= epochs:
-                return "finished", ""
-            return "external", "trained elsewhere (no run.json)"
+            r = self.reading(now)
+            if r.state in ("finished", "early-stopped"):
+                return r.state, r.reason
+            return "external", f"trained elsewhere: {r.reason}" if r.reason else "trained elsewhere (no run.json)"
         return state, reason
+
+    def reading(self, now: float | None = None) -> layouts.Reading:
+        """The results read by the rules of the Ultralytics release and task that wrote them (training/layouts.py)."""
+        try:
+            mtime: float | None = os.stat(self.path / RESULTS).st_mtime
+        except OSError:
+            mtime = None
+        args = (self.doc or {}).get("args") or self.args
+        return layouts.read_run(self.results.rows(), self.results.columns, args, mtime=mtime, now=now)
 
     def damage(self) -> list[str]:
         """What could not be read in the run's files, one line per file; empty when every file was clean.
@@ -443,15 +459,8 @@ def _summarize(view: RunView, now: float) -> RunSummary:
     state, reason = view.state(now)
     rows = view.results.rows()
     cols = view.results.columns
-    mcol = map_column(cols)
-    best_map = best_epoch = last_map = None
-    if mcol and rows:
-        vals = np.array([r.get(mcol, math.nan) for r in rows])
-        if np.isfinite(vals).any():
-            i = int(np.nanargmax(vals))
-            best_map, best_epoch = float(vals[i]), int(rows[i].get("epoch", i + 1))
-        last_map = _fin(vals[-1])
-    epoch = int(rows[-1].get("epoch", len(rows))) if rows else 0
+    read = view.reading(now)  # epochs 1-based and best by the fitness of the release and task that wrote them
+    best_map, best_epoch, last_map, epoch = read.best, read.best_epoch, read.last, read.epochs_done
     epochs = view.planned_epochs()
 
     b = view.batches
@@ -523,12 +532,14 @@ def _summarize(view: RunView, now: float) -> RunSummary:
         data=str(args.get("data") or ""),
         resumable=_resumable(view.path, doc, state),
         damage=tuple(view.damage()),
+        task=read.layout.task,
+        metric=read.layout.headline_name,
     )
 
 
 def _resumable(run_dir: Path, doc: Mapping[str, Any], state: str) -> str | None:
     """The checkpoint a resume would use, when the run is not live or finished and one exists."""
-    if state in LIVE_STATES or state == "finished":
+    if state in LIVE_STATES or state in ("finished", "early-stopped"):
         return None
     rel = doc.get("resume_from")
     cands = ([rel] if rel else []) + [RESUMABLE, LAST] if state != "external" else [LAST]

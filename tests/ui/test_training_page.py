@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -211,3 +212,22 @@ def test_form_defaults_to_sheet_music_and_shows_the_real_optimizer(workspace: Pa
     at.selectbox(key="tr_preset").set_value("stable").run()
     at.selectbox(key="tr_data_pick").set_value(str(sheet)).run()
     assert at.selectbox(key="tr_preset").value == "stable"
+
+
+def test_runs_trained_elsewhere_show_their_task_metric_and_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = REPO / "tests" / "data" / "ultralytics_runs"  # real run folders from public repositories
+    for name in ("v84_classify_cpu", "yolo26_obb_early_stop", "v80_detect_100ep_zero_based"):
+        shutil.copytree(data / name, tmp_path / "runs" / name)
+    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
+    at = _open()
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["v84_classify_cpu", "metric"] == "top-1" and table.loc["v84_classify_cpu", "best"] == pytest.approx(0.92228)
+    assert table.loc["yolo26_obb_early_stop", "state"] == "early-stopped"
+    assert "patience 20" in table.loc["yolo26_obb_early_stop", "note"]
+    assert table.loc["v80_detect_100ep_zero_based", "epoch"] == "100/100"
+    assert table.loc["v80_detect_100ep_zero_based", "best epoch"] == 99
+    at.selectbox(key="monitor_run").set_value("v80_detect_100ep_zero_based").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Last epoch 100 " in at.text[0].value  # 8.0.x wrote its last epoch as 99
+    at.selectbox(key="monitor_run").set_value("v84_classify_cpu").run()
+    assert "top-1 0.9223" in at.text[0].value
