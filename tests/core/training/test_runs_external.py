@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -29,8 +31,11 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
+    old = time.time() - 3600  # last written an hour ago: a fresh clone's files are minutes old, "still being written"
     for name in EXPECTED:
         shutil.copytree(DATA / name, root / name)
+        for f in (root / name).iterdir():
+            os.utime(f, (old, old))
     return root
 
 
