@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from ui.training import compare_figure, fmt_duration, run_view
 
+from dashboard.ui.training import compare_figure, fmt_duration, run_view
 from omr_core.training.runs import (
     MAP5095,
     args_that_differ,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
-from ui.guard import can_act
-from ui.training import (
+
+from dashboard.ui.guard import can_act
+from dashboard.ui.training import (
     REFRESH_S,
     RUNS_TABLE_CONFIG,
     fmt_duration,
@@ -20,7 +22,6 @@ from ui.training import (
     show_alerts,
     state_badge,
 )
-
 from omr_core.errors import OmrError
 from omr_core.training import launcher
 from omr_core.training.alerts import evaluate
@@ -128,6 +129,11 @@ def _default_text(key: str, preset: str, plan: OptimizerPlan | None = None) -> s
     return f"{ultralytics_defaults().get(key)} (default)"
 
 
+def _choice_text(key: str, preset: str, plan: OptimizerPlan | None) -> Callable[[Any], str]:
+    """How a choice of an optional argument reads: empty (None) shows what the preset or Ultralytics will use."""
+    return lambda o: _default_text(key, preset, plan) if o is None else str(o)
+
+
 def _optimizer_plan(data: str, preset: str, args: dict[str, Any]) -> OptimizerPlan:
     """What Ultralytics will really use for these arguments on this data (optimizer=auto resolved)."""
     nc = images = None
@@ -209,8 +215,8 @@ def launch_form() -> None:
                           help="A model YAML trains from scratch (yolov8n.yaml, yolo11s.yaml); a .pt fine-tunes from it.")
 
     # Defaults through session state only (not value=): the preset callback writes these keys.
-    for k, v in (("tr_epochs", 100), ("tr_imgsz", 640), ("tr_batch", 16), ("tr_device", devices[min(1, len(devices) - 1)])):
-        st.session_state.setdefault(k, v)
+    for key, default in (("tr_epochs", 100), ("tr_imgsz", 640), ("tr_batch", 16), ("tr_device", devices[min(1, len(devices) - 1)])):
+        st.session_state.setdefault(key, default)
     if st.session_state["tr_device"] not in devices:
         st.session_state["tr_device"] = devices[0]
     c1, c2, c3, c4, c5 = st.columns(5)
@@ -224,7 +230,7 @@ def launch_form() -> None:
 
     args: dict[str, Any] = {"epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "device": device}
     # The optional fields as they stood at the last rerun, so the placeholders already show auto's choice.
-    before = {k: st.session_state.get(f"tr_{k}") for k, *_ in (*_OPTIONAL_NUMBERS, *_OPTIONAL_CHOICES)}
+    before = {k: st.session_state.get(f"tr_{k}") for k in [n[0] for n in _OPTIONAL_NUMBERS] + [c[0] for c in _OPTIONAL_CHOICES]}
     plan = _optimizer_plan(data, preset, {**args, **{k: v for k, v in before.items() if v is not None}})
     with st.expander("More arguments (empty = preset or Ultralytics default)"):
         cols = st.columns(4)
@@ -235,8 +241,8 @@ def launch_form() -> None:
                 args[k] = int(v) if isinstance(step, int) else float(v)
         cols = st.columns(4)
         for i, (k, label, options) in enumerate(_OPTIONAL_CHOICES):
-            v = cols[i % 4].selectbox(label, [None, *options], key=f"tr_{k}",
-                                      format_func=lambda o, k=k: _default_text(k, preset, plan) if o is None else str(o))
+            choices: list[Any] = [None, *options]
+            v = cols[i % 4].selectbox(label, choices, key=f"tr_{k}", format_func=_choice_text(k, preset, plan))
             if v is not None:
                 args[k] = v
         extra_text = st.text_area("Extra Ultralytics arguments, one key=value per line", key="tr_extra",

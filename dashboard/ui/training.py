@@ -234,8 +234,8 @@ def memory_figure(view: RunView) -> go.Figure:
             _layout(fig, title, "GiB")
         else:
             title = "Memory (no GPU: system RAM and training processes)"
-            for col, label, color in (("ram_used", "system RAM used", "#1f77b4"), ("proc_rss", "training processes RSS", "#ff7f0e")):
-                x, y = downsample(t, s.col(col) / GIB, MAX_POINTS)
+            for name, label, color in (("ram_used", "system RAM used", "#1f77b4"), ("proc_rss", "training processes RSS", "#ff7f0e")):
+                x, y = downsample(t, s.col(name) / GIB, MAX_POINTS)
                 fig.add_trace(go.Scatter(x=_times(x), y=y, name=label, mode="lines", line={"color": color}))
             total = s.last("ram_total")
             if total:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.training import launcher
 from omr_core.training.runs import RunSummary, RunView, process_alive, read_run_json
 from tests.conftest import REPO
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.cli import main
 from omr_core.training.alerts import live_alerts
 from omr_core.training.optimizer import optimizer_steps, plan_optimizer
 from omr_core.training.runs import RunView, read_run_json
 from omr_core.training.spec import default_preset, ultralytics_defaults
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from run_fixtures import batch_record, csv_epochs, read_jsonl, write_run
 
 from omr_core.training.redo import set_aside_redone
 from omr_core.training.runs import RunView
+from tests.core.training.run_fixtures import batch_record, csv_epochs, read_jsonl, write_run
 
 
 def _epochs(path: Path) -> list[int]:

@@ -193,9 +193,9 @@ def test_reaper_of_a_run_folder_deleted_meanwhile_stays_quiet(tmp_path: Path) ->
 
 def test_runs_verb_names_the_epoch_in_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import psutil
-    from run_fixtures import write_run
 
     from omr_core.cli import main
+    from tests.core.training.run_fixtures import write_run
 
     me = psutil.Process()
     write_run(tmp_path / "runs" / "first", epochs_done=0, epochs=10, batches_per_epoch=6, state="running", pid=me.pid,

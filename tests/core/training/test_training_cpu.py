@@ -14,11 +14,11 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
-from run_fixtures import csv_epochs, read_jsonl
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.cli import main
 from omr_core.training.runs import RunSummary, RunView, read_run_json
+from tests.core.training.run_fixtures import csv_epochs, read_jsonl
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 pytestmark = pytest.mark.slow
 
