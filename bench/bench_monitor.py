@@ -84,8 +84,9 @@ def refresh(views: list[Any], selected: int, all_charts: bool = False) -> tuple[
     runs_table(summaries)
     most = 0
     for v in views if all_charts else [views[selected]]:
-        evaluate(v.poll(), now)
-        for fig in live_figures(v, 0.6).values():
+        snap = v.poll()
+        evaluate(snap, now)
+        for fig in live_figures(snap, 0.6).values():
             pio.to_json(fig, validate=False)
             most = max([most, *(len(tr.x) for tr in fig.data if tr.x is not None)])
     return time.perf_counter() - t0, most

@@ -23,13 +23,13 @@ class TinyModel:
 
 def wait_finished(run_dir: Path, timeout: float = 600) -> dict:  # type: ignore[type-arg]
     """Poll run.json until the run ended; fail with its log otherwise."""
-    from omr_core.training.runs import read_run_json
+    from omr_core.training.runs import read_run
 
     deadline = time.time() + timeout
     doc: dict = {}  # type: ignore[type-arg]
     while time.time() < deadline:
-        doc = read_run_json(run_dir) or {}
-        if doc.get("state") in ("finished", "failed", "stopped"):
+        doc = read_run(run_dir)
+        if doc is not None and doc.state in ("finished", "failed", "stopped"):
             break
         time.sleep(0.5)
     log = (run_dir / "log.txt").read_text(errors="replace")[-3000:] if (run_dir / "log.txt").exists() else ""

@@ -27,11 +27,7 @@ if not dirs:
     st.info(f"No runs in {ws.runs} yet. Train one on the Training page (or `omr train …`), or copy Ultralytics run folders here.")
     st.stop()
 
-views = {}
-for name, d in dirs.items():
-    v = run_view(str(d))
-    v.name = name
-    views[name] = v.poll()
+views = {name: run_view(str(d), name).poll() for name, d in dirs.items()}
 with_results = [n for n, v in views.items() if len(v.results)]
 recent = sorted(with_results, key=lambda n: -(views[n].summary().started or views[n].summary().updated or 0))
 picked = st.multiselect("Runs", list(dirs), default=recent[:4], key="cmp_runs",

@@ -27,7 +27,7 @@ from omr_core.training import launcher
 from omr_core.training.alerts import evaluate
 from omr_core.training.gpu import GpuProbe, probe
 from omr_core.training.optimizer import OptimizerPlan, plan_optimizer
-from omr_core.training.runs import RunSummary, RunView, delete_run, discover_runs, run_name
+from omr_core.training.runs import RunSnapshot, RunSummary, delete_run, discover_runs, run_name
 from omr_core.training.spec import (
     PRESETS,
     RESUME_ALLOWED,
@@ -284,7 +284,7 @@ def _stop_choice(s: RunSummary) -> str:
     return str(at)
 
 
-def _controls(view: RunView, s: RunSummary) -> None:
+def _controls(view: RunSnapshot, s: RunSummary) -> None:
     key = s.name
     pending = launcher.pending_stop(s.path) if s.live else None
     note = st.empty()
@@ -322,7 +322,7 @@ def _controls(view: RunView, s: RunSummary) -> None:
                    f"model `{s.path / 'weights' / 'last.pt'}`.")
 
 
-def run_panel(view: RunView, s: RunSummary, now: float) -> None:
+def run_panel(view: RunSnapshot, s: RunSummary, now: float) -> None:
     st.subheader(f"{s.name} {state_badge(s.state)}")
     if s.reason:
         st.caption(s.reason)
@@ -364,7 +364,7 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
         st.code("\n".join(view.log_tail(60)) or "(empty)", language=None)
     if view.events:
         with st.expander(f"Events ({len(view.events)})"):
-            ev = pd.DataFrame(view.events[-200:])
+            ev = pd.DataFrame(list(view.events[-200:]))
             ev["t"] = pd.to_datetime(ev["t"], unit="s")
             st.dataframe(ev[[c for c in ("t", "kind", "message") if c in ev.columns]], hide_index=True)
 
@@ -376,12 +376,10 @@ def monitor() -> None:
     if not dirs:
         st.info(f"No runs yet in {ws.runs}. Launch one above (or `omr train …`), or copy an Ultralytics run folder here.")
         return
-    views = {}
-    for d in dirs:
-        v = run_view(str(d))
-        v.name = run_name(ws.runs, d)
-        views[v.name] = v.poll(samples=False)  # GPU samples only for the run on screen (below)
-    summaries = sorted((v.summary(now) for v in views.values()), key=lambda s: (not s.live, -(s.started or s.updated or 0)))
+    views = {name: run_view(str(d), name) for d, name in ((d, run_name(ws.runs, d)) for d in dirs)}
+    # GPU samples only for the run on screen (below)
+    summaries = sorted((v.poll(samples=False).summary(now) for v in views.values()),
+                       key=lambda s: (not s.live, -(s.started or s.updated or 0)))
     st.subheader("Runs")
     st.dataframe(runs_table(summaries), hide_index=True, column_config=RUNS_TABLE_CONFIG, key="runs_table")
     names = [s.name for s in summaries]

@@ -34,11 +34,11 @@ def test_run_json_and_weights_record_the_scale(tiny: TinyModel) -> None:
     import torch
     from ultralytics import YOLO
 
-    from omr_core.training.runs import read_run_json
+    from omr_core.training.runs import read_run
 
     assert json.loads((tiny.data_yaml.parent / "dataset_scale.json").read_text())["tile"] == 640
-    doc = read_run_json(tiny.run_dir)
-    assert doc is not None and doc["scale"] == RECORD  # the run's own imgsz (64), not the convert preset's 320
+    doc = read_run(tiny.run_dir)
+    assert doc is not None and doc.scale == RECORD  # the run's own imgsz (64), not the convert preset's 320
     for name in ("best.pt", "last.pt"):
         ckpt = torch.load(tiny.run_dir / "weights" / name, map_location="cpu", weights_only=False)
         assert ckpt[CKPT_KEY] == RECORD and ckpt["train_args"]["imgsz"] == 64
