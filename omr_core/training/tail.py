@@ -6,7 +6,8 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -336,25 +337,34 @@ class ResultsTable:
         epoch_rows: One dict per epoch (the last row of an epoch wins), ordered by epoch.
         raw_rows: Data rows read, an epoch written twice counted twice.
         damage_lines: What was skipped or repaired, in words.
-        table: The same as a DataFrame (do not modify: every session shares it).
+        raw: The data rows as read (the lists are never changed once read).
     """
 
     columns: tuple[str, ...] = ()
     epoch_rows: tuple[dict[str, float], ...] = ()
-    raw_rows: int = 0
     damage_lines: tuple[str, ...] = ()
-    table: Any = None
+    raw: tuple[list[float], ...] = field(default=(), repr=False)
 
     def __len__(self) -> int:
-        return self.raw_rows
+        return len(self.raw)
 
     def rows(self) -> list[dict[str, float]]:
         """One dict per epoch (copies), ordered by epoch."""
         return [dict(r) for r in self.epoch_rows]
 
     def frame(self) -> Any:
-        """The table as a pandas DataFrame (columns stripped, deduplicated by epoch)."""
-        return self.table
+        """The table as a pandas DataFrame (columns stripped, deduplicated by epoch; do not modify: it is shared)."""
+        return self._frame
+
+    @cached_property
+    def _frame(self) -> Any:
+        # Built on first use only: the runs table polls every run, the charts need the frame of the one on screen.
+        import pandas as pd
+
+        if not self.raw:
+            return pd.DataFrame(columns=list(self.columns), dtype=float)
+        df = pd.DataFrame(list(self.raw), columns=list(self.columns))
+        return df.drop_duplicates(subset=self.columns[0], keep="last").sort_values(self.columns[0]).reset_index(drop=True)
 
     def column(self, name: str) -> np.ndarray:
         """Values of one column by epoch (deduplicated), NaN-filled when absent."""
@@ -440,8 +450,6 @@ class ResultsCsvTail:
 
     def snapshot(self) -> ResultsTable:
         """The table as read so far, read-only (the same object until the next change)."""
-        import pandas as pd
-
         with self._lock:
             if self._snap and self._snap[0] == self.version:
                 return self._snap[1]
@@ -449,18 +457,11 @@ class ResultsCsvTail:
             for r in self._rows:
                 by_epoch[r[0]] = r
             epochs = sorted(by_epoch, key=lambda e: (math.isnan(e), e))
-            if not self._rows:
-                df = pd.DataFrame(columns=self.columns, dtype=float)
-            else:
-                df = pd.DataFrame(self._rows, columns=self.columns)
-                df = df.drop_duplicates(subset=self.columns[0], keep="last").sort_values(self.columns[0])
-                df = df.reset_index(drop=True)
             snap = ResultsTable(
                 columns=tuple(self.columns),
                 epoch_rows=tuple(dict(zip(self.columns, by_epoch[e])) for e in epochs),
-                raw_rows=len(self._rows),
                 damage_lines=tuple(self._damage()),
-                table=df,
+                raw=tuple(self._rows),
             )
             self._snap = (self.version, snap)
             return snap
