@@ -2,7 +2,7 @@
 
 The annotation file comes from ``bench/make_big_deepscores.py`` (released format, dense-test class frequencies);
 the page images are one real PNG hard-linked once per page (the converter links images, it does not decode them).
-Run ``.venv/bin/python bench/bench_convert.py [--annotations N] [--keep DIR]``.
+Run ``.venv/bin/python -m bench.bench_convert [--annotations N] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import orjson
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+from bench.make_big_deepscores import make_big_deepscores
 
-from make_big_deepscores import make_big_deepscores  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 TARGET_S = 60.0
 EXCLUDE = ("stem", "ledgerLine", "beam", "tie", "slur")

@@ -6,7 +6,7 @@ bench times the evaluation, not the model: pass ``--model`` to evaluate a real r
 the 100-page split at ``--imgsz`` (default 1024, the size DeepScoresV2 users train at) and time the page's work:
 validation, failure matching at a new threshold, a gallery page of crops, the HTML report and the cached reopen.
 
-Run ``.venv/bin/python bench/bench_evaluate.py [--pages 100] [--imgsz 1024] [--model W] [--keep DIR]``.
+Run ``.venv/bin/python -m bench.bench_evaluate [--pages 100] [--imgsz 1024] [--model W] [--keep DIR]``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 

@@ -5,7 +5,7 @@ this process: PID + start time match, so the run counts as running), opens it in
 alternately appends a batch record and a results.csv row with a value never seen before and waits until that
 value is in the page's text. Appends are spaced by a random 0-1.5 s so they do not lock onto the refresh cycle.
 
-Run: ``.venv/bin/python bench/bench_live_latency.py`` (needs /usr/bin/chromium: ``make chromium``).
+Run: ``.venv/bin/python -m bench.bench_live_latency`` (needs /usr/bin/chromium: ``make chromium``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-for _p in (REPO, REPO / "tests" / "core" / "training"):
-    sys.path.insert(0, str(_p))
 
 SAMPLES = 20
 TARGET_S = 3.0
@@ -32,8 +30,8 @@ def main() -> list[dict[str, Any]]:
     import orjson
     import psutil
     from playwright.sync_api import sync_playwright
-    from run_fixtures import batch_record, results_row, write_run
 
+    from tests.core.training.run_fixtures import batch_record, results_row, write_run
     from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_for_app
 
     if not Path(CHROMIUM).exists():

@@ -1,6 +1,6 @@
 """Benchmark: load a 1,000,000-annotation DeepScoresV2 file, build the audit class table, measure peak memory.
 
-Run ``.venv/bin/python bench/bench_load.py [--annotations N] [--repeats R]``. The file is built once by
+Run ``.venv/bin/python -m bench.bench_load [--annotations N] [--repeats R]``. The file is built once by
 ``bench/make_big_deepscores.py`` and cached under ``build/bench/``. Each repeat runs in a fresh subprocess so
 its peak RSS (``ru_maxrss``) is the loader's own, Python and pandas included. Targets (issue 3, 2-core machine):
 load ≤ 6 s, peak RSS ≤ 3 GB.
@@ -29,8 +29,7 @@ RSS_TARGET_GB = 3.0
 
 def big_file(n_annotations: int = 1_000_000, seed: int = 0) -> Path:
     """The cached benchmark file (built on first use, ~240 MB for 1M annotations)."""
-    sys.path.insert(0, str(HERE))
-    from make_big_deepscores import make_big_deepscores
+    from bench.make_big_deepscores import make_big_deepscores
 
     path = CACHE / f"deepscores_train_{n_annotations}_s{seed}_v{FORMAT_VERSION}.json"
     if not path.exists():

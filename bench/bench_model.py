@@ -3,7 +3,7 @@
 The model is ``--model PT``, else ``OMR_BENCH_MODEL``, else the first reference model in models/ (skipped with a
 row saying so when there is none). Pages: ``--pages`` per degrade (clean and ``--degrade scan``, default 20),
 engraver seed 303 (the reference trains on 101 and 202). The time per page is the whole review on one core.
-Run ``.venv/bin/python bench/bench_model.py [--model PT] [--pages N] [--work DIR]``.
+Run ``.venv/bin/python -m bench.bench_model [--model PT] [--pages N] [--work DIR]``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from omr_core.review.benchmark import format_rows  # noqa: E402

@@ -5,7 +5,7 @@ selected run's alerts, build its seven charts (long series min/max-downsampled) 
 way ``st.plotly_chart`` does (``plotly.io.to_json``). Before each refresh one batch line and one GPU sample are
 appended to every run (and a results.csv row every 10th refresh), as live runs do.
 
-Run: ``.venv/bin/python bench/bench_monitor.py``.
+Run: ``.venv/bin/python -m bench.bench_monitor``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-for p in (REPO, REPO / "dashboard", REPO / "tests" / "core" / "training"):
-    sys.path.insert(0, str(p))
 
 RUNS = 10
 EPOCHS = 600
@@ -40,7 +38,7 @@ def _quiet_streamlit() -> None:
 
 def build_workspace(root: Path) -> list[Path]:
     """Write the runs (real files, the worker's formats); returns their folders."""
-    from run_fixtures import write_run
+    from tests.core.training.run_fixtures import write_run
 
     now = time.time()
     return [
@@ -59,7 +57,8 @@ def _my_ctime() -> float:
 
 def _append_live(dirs: list[Path], step: int) -> None:
     import orjson
-    from run_fixtures import batch_record, gpu_record, results_row
+
+    from tests.core.training.run_fixtures import batch_record, gpu_record, results_row
 
     now = time.time()
     for d in dirs:
@@ -75,8 +74,8 @@ def _append_live(dirs: list[Path], step: int) -> None:
 def refresh(views: list[Any], selected: int, all_charts: bool = False) -> tuple[float, int]:
     """One monitor refresh; returns (seconds, max points in one trace)."""
     import plotly.io as pio
-    from ui.training import live_figures, runs_table
 
+    from dashboard.ui.training import live_figures, runs_table
     from omr_core.training.alerts import evaluate
 
     t0 = time.perf_counter()
@@ -85,8 +84,9 @@ def refresh(views: list[Any], selected: int, all_charts: bool = False) -> tuple[
     runs_table(summaries)
     most = 0
     for v in views if all_charts else [views[selected]]:
-        evaluate(v.poll(), now)
-        for fig in live_figures(v, 0.6).values():
+        snap = v.poll()
+        evaluate(snap, now)
+        for fig in live_figures(snap, 0.6).values():
             pio.to_json(fig, validate=False)
             most = max([most, *(len(tr.x) for tr in fig.data if tr.x is not None)])
     return time.perf_counter() - t0, most
@@ -124,8 +124,9 @@ def main() -> list[dict[str, Any]]:
             all_times.append(refresh(views, 0, all_charts=True)[0])
         med = statistics.median(times) * 1000
         p95 = sorted(times)[int(0.95 * (len(times) - 1))] * 1000
-        n_gpu = sum(len(v.samples) for v in views)
-        n_batch = sum(len(v.batches) for v in views)
+        snaps = [v.poll() for v in views]
+        n_gpu = sum(len(v.samples) for v in snaps)
+        n_batch = sum(len(v.batches) for v in snaps)
         rows += [
             {"figure": "monitor refresh, median (10 runs, table + 1 run's 7 charts)", "value": f"{med:.0f} ms",
              "target": f"<= {TARGET_MS:.0f} ms", "ok": med <= TARGET_MS},

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-for _p in (REPO, REPO / "tests" / "core" / "training"):
-    sys.path.insert(0, str(_p))
 
 TARGET_RATIO = 1.10
 PAIRS = 3
@@ -38,7 +36,7 @@ def _train(root: Path, name: str, data: Path, hole_url: str | None) -> float:
     from omr_core.notify import add_target
     from omr_core.notify.settings import settings_path
     from omr_core.training import launcher
-    from omr_core.training.runs import append_event, read_run_json
+    from omr_core.training.runs import append_event, read_json
     from omr_core.training.spec import build_spec
 
     os.environ["OMR_WORKSPACE"] = str(root)
@@ -51,13 +49,13 @@ def _train(root: Path, name: str, data: Path, hole_url: str | None) -> float:
     run_dir = launcher.launch(spec, root / "runs")
     if hole_url:
         append_event(run_dir, "alert", "No batch for 60 s (bench).", alert="stalled", severity="warning")
-    while (read_run_json(run_dir) or {}).get("state") not in ("finished", "failed", "stopped"):
+    while (read_json(Path(run_dir) / "run.json") or {}).get("state") not in ("finished", "failed", "stopped"):
         time.sleep(0.2)
     return _median_batch_s(run_dir)
 
 
 def main() -> list[dict[str, Any]]:
-    from tiny_dataset import make_tiny_dataset
+    from tests.core.training.tiny_dataset import make_tiny_dataset
 
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))

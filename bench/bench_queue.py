@@ -16,19 +16,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-for _p in (REPO, REPO / "tests" / "core" / "training"):
-    sys.path.insert(0, str(_p))
 
 TARGET_S = 1.0
 RUNS = 4
 
 
 def main() -> list[dict[str, Any]]:
-    from tiny_dataset import make_tiny_dataset
-
     from omr_core.training import queue
-    from omr_core.training.runs import read_run_json
+    from omr_core.training.runs import read_json
     from omr_core.training.spec import build_spec
+    from tests.core.training.tiny_dataset import make_tiny_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -40,11 +37,11 @@ def main() -> list[dict[str, Any]]:
                                  args={"epochs": 1, "imgsz": 64, "batch": 4, "device": "cpu", "workers": 0, "nbs": 4}),
                       runs)
         deadline = time.monotonic() + 900
-        while (read_run_json(runs / names[-1]) or {}).get("state") not in ("finished", "failed"):
+        while (read_json(Path(runs / names[-1]) / "run.json") or {}).get("state") not in ("finished", "failed"):
             if time.monotonic() > deadline:
                 raise TimeoutError("the queued runs did not finish within 15 min")
             time.sleep(0.5)
-        docs = [read_run_json(runs / n) or {} for n in names]
+        docs = [read_json(Path(runs / n) / "run.json") or {} for n in names]
     gaps = [b["launched"] - a["ended"] for a, b in zip(docs, docs[1:])]
     print(f"{'from':>4} {'to':>4} {'gap s':>7}")
     for i, g in enumerate(gaps):

@@ -5,7 +5,7 @@ own DeepScoresV2 annotations plus its image (staves, barlines and beam lines fro
 against the note truth the engraver recorded (`pitch`/`duration` comments): share of notes with the right pitch,
 with the right pitch and duration, MusicXML reopened in music21 and verovio, reading time per page on one core.
 ``--model M`` also reads from that model's detections (the reference model's half of issue #14).
-Run ``.venv/bin/python bench/bench_read.py [--pages N] [--data DIR] [--model best.pt]``.
+Run ``.venv/bin/python -m bench.bench_read [--pages N] [--data DIR] [--model best.pt]``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from omr_core.review.benchmark import format_rows  # noqa: E402

@@ -5,7 +5,7 @@ staves packed on a large page), scores reconstruction from the ground-truth note
 (`omr bench reconstruct`), and times `review_page` with a yolov8n
 detector (DeepScoresV2 class names, built from ``yolov8n.yaml``; untrained, so its time is the network's,
 not a trained model's box count) at imgsz 1024 on one page after the model is loaded.
-Run ``.venv/bin/python bench/bench_reconstruct.py [--pages N] [--dense-pages N] [--data DIR] [--no-review]``.
+Run ``.venv/bin/python -m bench.bench_reconstruct [--pages N] [--dense-pages N] [--data DIR] [--no-review]``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from omr_core.review.benchmark import bench_reconstruct, format_rows  # noqa: E402

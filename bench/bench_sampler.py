@@ -6,7 +6,7 @@ JSONL file. This machine has no GPU, so the psutil fallback (CPU/RAM) is what ru
 six NVML calls per GPU per sample and is not measured here. The worker's alert check (every 5 s, in the same
 thread) is included.
 
-Run: ``.venv/bin/python bench/bench_sampler.py``.
+Run: ``.venv/bin/python -m bench.bench_sampler``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-for _p in (REPO, REPO / "tests" / "core" / "training"):
-    sys.path.insert(0, str(_p))
 
 TARGET_PCT = 2.0
 
@@ -40,10 +38,9 @@ def measure(interval: float, seconds: float, children: int = 4, with_alerts: boo
     With ``with_alerts`` the worker's own alert check runs in the sampler thread too, as in a real run (it reads
     the run folder incrementally every 5 s: a synthetic run with 20 epochs of batch records).
     """
-    from run_fixtures import write_run
-
     from omr_core.training.gpu import Sampler
     from omr_core.training.worker import Worker
+    from tests.core.training.run_fixtures import write_run
 
     kids = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]) for _ in range(children)]
     try:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TARGET_PAGES_PER_S = 3.0
 PAGES = 12

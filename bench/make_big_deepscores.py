@@ -7,7 +7,7 @@ class frequencies from the dense test split (``test_instances`` column of the sh
 1960×2772 mostly, about 700 annotations per page, and a few degenerate (zero-width) boxes. Boxes are plausible
 sizes, not engraved music: this is for reading speed, not for training.
 
-Run ``python bench/make_big_deepscores.py OUT.json [--annotations N] [--seed S]``.
+Run ``python -m bench.make_big_deepscores OUT.json [--annotations N] [--seed S]``.
 """
 
 from __future__ import annotations

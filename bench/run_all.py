@@ -1,6 +1,6 @@
 """Run every benchmark in bench/ (each in its own process), print one table, update docs/benchmarks.md.
 
-Usage: ``python bench/run_all.py [--only NAME ...] [--no-docs]`` (``make bench`` runs it with no options).
+Usage: ``python -m bench.run_all [--only NAME ...] [--no-docs]`` (``make bench`` runs it with no options).
 Each ``bench/bench_*.py`` exposes ``main() -> list[dict]`` with rows ``{figure, value, target, ok}``.
 """
 
@@ -23,10 +23,11 @@ REPO = HERE.parent
 DOC = REPO / "docs" / "benchmarks.md"
 MARK = "## Latest `make bench`"
 
+# `python -c` puts its working folder (the repository, see run_one) first on sys.path: a benchmark imports
+# `bench.*`, `tests.*` and `omr_core` as packages.
 _CHILD = """
 import json, sys
 sys.argv = [sys.argv[1]]
-sys.path.insert(0, {here!r}); sys.path.insert(0, {repo!r})
 import importlib.util
 spec = importlib.util.spec_from_file_location("bench_under_test", sys.argv[0])
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
@@ -48,7 +49,7 @@ def run_one(path: Path) -> tuple[list[dict[str, Any]], float, str]:
     """Run one benchmark in a child process; returns (rows, seconds, error text)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rows.json"
-        code = _CHILD.format(here=str(HERE), repo=str(REPO), out=str(out))
+        code = _CHILD.format(out=str(out))
         # The child's own output goes to our stderr (live when it is a real file); the table goes to stdout.
         try:
             sink: Any = sys.stderr.fileno()

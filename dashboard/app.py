@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-_HERE = Path(__file__).resolve().parent
-for p in (str(_HERE), str(_HERE.parent)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+from dashboard.ui.guard import render_gate
+from dashboard.ui.sidebar import render_sidebar
 
-from ui.guard import render_gate  # noqa: E402
-from ui.sidebar import render_sidebar  # noqa: E402
+_HERE = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="OMR training dashboard", page_icon=str(_HERE / "assets" / "favicon.png"), layout="wide")
 

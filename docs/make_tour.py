@@ -3,7 +3,7 @@
 The Training and Compare pages show a short run of the CPU recipe trained here; Review a score and Per-class
 failures show the shipped reference model (models/, the pages' default) on held-out engraved pages.
 
-Usage: ``python docs/make_tour.py [WORKDIR]`` (needs Debian chromium). Writes docs/screenshots/*.png.
+Usage: ``python -m docs.make_tour [WORKDIR]`` from the repository root (needs Debian chromium). Writes docs/screenshots/*.png.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_for_app
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, wait_for_app  # noqa: E402
 
 OMR = [sys.executable, "-m", "omr_core.cli"]
 SHIPPED = REPO / "models" / "reading-v1.pt"

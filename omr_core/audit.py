@@ -19,7 +19,7 @@ from omr_core.errors import CriticalExclusionError, DataFormatError, OmrError, U
 from omr_core.forecast import Forecast, forecast
 
 if TYPE_CHECKING:
-    from omr_core.datasets.deepscores import DeepScoresData
+    from omr_core.datasets.tables import AnnotationTables
 
 Progress = Callable[[int, int], None]
 
@@ -43,14 +43,14 @@ class LoadedDataset:
     Attributes:
         paths: The files it was read from (DeepScoresV2 JSONs, or one data.yaml).
         kind: ``"deepscores"`` or ``"yolo"``.
-        data: Images and annotations tables (see `omr_core.datasets.deepscores.DeepScoresData`).
+        data: Images and annotations tables (see `omr_core.datasets.tables.AnnotationTables`).
         names: The class universe in source order: the 136 deepscores names for DeepScoresV2 JSON, the data.yaml
             names for a YOLO dataset. Exclusion plans and output indices are defined over it.
     """
 
     paths: tuple[Path, ...]
     kind: str
-    data: DeepScoresData
+    data: AnnotationTables
     names: tuple[str, ...]
 
     @property
@@ -210,12 +210,12 @@ def _codes(ann: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     return np.asarray(pd.Categorical(ann["name"].astype(str), categories=list(names)).codes, dtype=np.int64)
 
 
-def _image_rows(data: DeepScoresData) -> np.ndarray:
+def _image_rows(data: AnnotationTables) -> np.ndarray:
     """Row of each annotation's image in the images table (-1 where the image is unknown)."""
     return np.asarray(pd.Index(data.images["image"]).get_indexer(data.annotations["image"]), dtype=np.int64)
 
 
-def box_sizes(data: DeepScoresData, imgsz: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def box_sizes(data: AnnotationTables, imgsz: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Width, height (px) and letterbox scale of every annotation.
 
     The scale is ``imgsz / max(page width, page height)`` per image, as Ultralytics' letterbox resizes the long side

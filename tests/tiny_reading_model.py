@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from omr_core.training.record import RunRecord
+
 
 @dataclass(frozen=True)
 class TinyModel:
@@ -21,19 +23,19 @@ class TinyModel:
     synth: Path
 
 
-def wait_finished(run_dir: Path, timeout: float = 600) -> dict:  # type: ignore[type-arg]
+def wait_finished(run_dir: Path, timeout: float = 600) -> RunRecord:
     """Poll run.json until the run ended; fail with its log otherwise."""
-    from omr_core.training.runs import read_run_json
+    from omr_core.training.runs import read_run
 
     deadline = time.time() + timeout
-    doc: dict = {}  # type: ignore[type-arg]
+    doc = None
     while time.time() < deadline:
-        doc = read_run_json(run_dir) or {}
-        if doc.get("state") in ("finished", "failed", "stopped"):
+        doc = read_run(run_dir)
+        if doc is not None and doc.state in ("finished", "failed", "stopped"):
             break
         time.sleep(0.5)
     log = (run_dir / "log.txt").read_text(errors="replace")[-3000:] if (run_dir / "log.txt").exists() else ""
-    assert doc.get("state") == "finished", f"run ended as {doc.get('state')!r}: {doc.get('reason')}\n{log}"
+    assert doc is not None and doc.state == "finished", f"run ended as {doc and doc.state!r}: {doc and doc.reason}\n{log}"
     return doc
 
 

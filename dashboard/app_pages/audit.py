@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 import streamlit as st
-from ui.audit import (
+
+from dashboard.ui.audit import (
     acknowledge_plan,
     column_config,
     dataset_key,
@@ -22,8 +23,7 @@ from ui.audit import (
     table_view,
     workspace_datasets,
 )
-from ui.guard import can_act
-
+from dashboard.ui.guard import can_act
 from omr_core.audit import (
     PRESETS,
     ExclusionPlan,
@@ -339,13 +339,17 @@ with t_convert:
             out = ws.confine(ws.datasets / sanitize_run_name(out_name))
             slot = st.empty()  # the bar goes away on failure: no "Converting…" left above an error
             bar = slot.progress(0.0, text="Converting…")
+
+            def progress(done: int, total: int) -> None:
+                bar.progress(done / max(total, 1), text=f"Converting… {done}/{total}")
+
             rep = convert(
                 ds,
                 out,
                 plan,
                 ConvertOptions(imgsz=imgsz, tile=tile if tile_on else None, overlap=overlap, val_from=val_from,
                                images=images_mode, overwrite=overwrite),
-                progress=lambda d, t: bar.progress(d / max(t, 1), text=f"Converting… {d}/{t}"),
+                progress=progress,
                 log=lambda m_: log.info("%s", m_),
             )
         except OmrError as exc:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
-from ui.sweep import render_sweeps
-from ui.training import compare_figure, fmt_duration, run_view
 
+from dashboard.ui.sweep import render_sweeps
+from dashboard.ui.training import compare_figure, fmt_duration, run_view
 from omr_core.training.layouts import default_metric
 from omr_core.training.runs import args_that_differ, best_and_final, discover_runs, run_args, run_name
 from omr_core.training.sweep import list_sweeps
@@ -27,11 +29,7 @@ if not dirs:
     st.info(f"No runs in {ws.runs} yet. Train one on the Training page (or `omr train …`), or copy Ultralytics run folders here.")
     st.stop()
 
-views = {}
-for name, d in dirs.items():
-    v = run_view(str(d))
-    v.name = name
-    views[name] = v.poll()
+views = {name: run_view(str(d), name).poll() for name, d in dirs.items()}
 with_results = [n for n, v in views.items() if len(v.results)]
 recent = sorted(with_results, key=lambda n: -(views[n].summary().started or views[n].summary().updated or 0))
 picked = st.multiselect("Runs", list(dirs), default=recent[:4], key="cmp_runs",
@@ -76,7 +74,7 @@ head = names.pop() if len(names) == 1 else ""  # one headline for all: name the 
 for n in picked:
     v, read = views[n], readings[n]
     s = v.summary()
-    row = {"run": n, "state": s.state, "epochs": f"{s.epoch}/{s.epochs or '?'}"}
+    row: dict[str, Any] = {"run": n, "state": s.state, "epochs": f"{s.epoch}/{s.epochs or '?'}"}
     if not head:
         row["headline"] = read.layout.headline_name
     # best = the epoch best.pt holds (Ultralytics' fitness of that release and task), not the metric's own max

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
-from ui.failures import (
+
+from dashboard.ui.failures import (
     KIND_CHOICES,
     cell_view,
     confusion_view,
@@ -15,8 +16,7 @@ from ui.failures import (
     per_class_view,
     sort_cases,
 )
-from ui.guard import can_act
-
+from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
 from omr_core.review.evaluate import (
     Evaluation,
@@ -174,9 +174,10 @@ def _done_text(ev: Evaluation) -> str:
 
 
 inputs = _pick_inputs()
-ev = _evaluation(inputs) if inputs else None
-if ev is None:
+picked = _evaluation(inputs) if inputs else None
+if picked is None:
     st.stop()
+ev: Evaluation = picked  # narrowed for good: the lambdas below (format_func, downloads) read it later
 conf = inputs["conf"] if inputs else ev.conf
 
 try:
@@ -224,7 +225,7 @@ with t_gal:
         )
         how = c3.selectbox("Sort", ["confidence", "image"], key="fail_gal_sort")
         # Pills on their own row: in a third of the width a multiselect cut its chips short ("backgrou").
-        kinds = st.pills("Kinds", list(KIND_CHOICES), default=list(KIND_CHOICES), format_func=KIND_CHOICES.get,
+        kinds = st.pills("Kinds", list(KIND_CHOICES), default=list(KIND_CHOICES), format_func=KIND_CHOICES.__getitem__,
                          selection_mode="multi", key="fail_gal_kinds") or []
         sel = cases[(cases["cls"] == ci).to_numpy() & cases["kind"].astype(str).isin(kinds).to_numpy()]
         st.caption("Green: ground truth · red: prediction. Misses (FN) are filed under their true class, false detections under the predicted class.")
@@ -249,7 +250,8 @@ with t_conf:
     chosen = st.multiselect("Classes", [int(i) for i in labelled["class_index"]], default=default, format_func=lambda i: ev.names[i], key="fail_conf_classes")
     if chosen:
         curves = {ev.names[i]: class_curves(ev, i) for i in chosen}
-        best = {ev.names[i]: float(table.set_index("class_index").loc[i, "best_threshold"]) for i in chosen}
+        thresholds = table.set_index("class_index")["best_threshold"].astype(float)
+        best = {ev.names[i]: float(thresholds[i]) for i in chosen}
         st.plotly_chart(confidence_figure(curves, conf, best), key="fail_conf_fig")
 
 with t_cmp:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import orjson
 import streamlit as st
-from ui.guard import can_act
-from ui.review import (
+
+from dashboard.ui.guard import can_act
+from dashboard.ui.review import (
     LAYERS,
     count_pages,
     counts_table,
@@ -22,7 +23,6 @@ from ui.review import (
     system_crop,
     system_svgs_cached,
 )
-
 from omr_core.classes import GROUPS
 from omr_core.errors import OmrError
 from omr_core.review.evaluate_crops import crop_boxes
@@ -82,7 +82,7 @@ with st.container(border=True):
                             value=AS_TRAINED, key="rv_imgsz", help="The size the model was trained at, or one chosen by hand.")
     tiling = s4.selectbox("Tiling", list(TILING), key="rv_tiling", help="As trained: tiles exactly when the model was "
                           "trained on tiles. Tiled: overlapping tiles at full resolution, merged with NMS.")
-    imgsz = None if size == AS_TRAINED else int(size)
+    imgsz = size if isinstance(size, int) else None  # AS_TRAINED: the size the weights record
     tile = TILING[tiling]
 
 if up is None:
@@ -156,7 +156,7 @@ for m in result.messages:
 present = [g for g in GROUPS if any(d.group == g for d in result.detections)]
 # One row each: side by side, a row of pills that does not fit is cut off ("ledger lines (rebuil").
 groups = set(st.pills("Class groups", present, default=present, selection_mode="multi", key="rv_groups") or []) if present else set()
-layers = set(st.pills("Layers", list(LAYERS), default=list(LAYERS), format_func=LAYERS.get, selection_mode="multi", key="rv_layers") or [])
+layers = set(st.pills("Layers", list(LAYERS), default=list(LAYERS), format_func=LAYERS.__getitem__, selection_mode="multi", key="rv_layers") or [])
 
 left, right = st.columns([2.6, 1.4])
 with left:

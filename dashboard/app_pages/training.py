@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
-from ui.guard import can_act
-from ui.notify import render_notifications
-from ui.queue import render_queue
-from ui.sweep import render_sweep_form
-from ui.training import (
+
+from dashboard.ui.guard import can_act
+from dashboard.ui.notify import render_notifications
+from dashboard.ui.queue import render_queue
+from dashboard.ui.sweep import render_sweep_form
+from dashboard.ui.training import (
     REFRESH_S,
     RUNS_TABLE_CONFIG,
     fmt_duration,
@@ -23,13 +25,12 @@ from ui.training import (
     show_alerts,
     state_badge,
 )
-
 from omr_core.errors import OmrError
 from omr_core.training import launcher, queue
 from omr_core.training.alerts import evaluate
 from omr_core.training.gpu import GpuProbe, probe
 from omr_core.training.optimizer import OptimizerPlan, plan_optimizer
-from omr_core.training.runs import RunSummary, RunView, delete_run, discover_runs, run_name
+from omr_core.training.runs import RunSnapshot, RunSummary, delete_run, discover_runs, run_name
 from omr_core.training.spec import (
     PRESETS,
     RESUME_ALLOWED,
@@ -131,6 +132,11 @@ def _default_text(key: str, preset: str, plan: OptimizerPlan | None = None) -> s
     return f"{ultralytics_defaults().get(key)} (default)"
 
 
+def _choice_text(key: str, preset: str, plan: OptimizerPlan | None) -> Callable[[Any], str]:
+    """How a choice of an optional argument reads: empty (None) shows what the preset or Ultralytics will use."""
+    return lambda o: _default_text(key, preset, plan) if o is None else str(o)
+
+
 def _optimizer_plan(data: str, preset: str, args: dict[str, Any]) -> OptimizerPlan:
     """What Ultralytics will really use for these arguments on this data (optimizer=auto resolved)."""
     nc = images = None
@@ -212,8 +218,8 @@ def launch_form() -> None:
                           help="A model YAML trains from scratch (yolov8n.yaml, yolo11s.yaml); a .pt fine-tunes from it.")
 
     # Defaults through session state only (not value=): the preset callback writes these keys.
-    for k, v in (("tr_epochs", 100), ("tr_imgsz", 640), ("tr_batch", 16), ("tr_device", devices[min(1, len(devices) - 1)])):
-        st.session_state.setdefault(k, v)
+    for key, default in (("tr_epochs", 100), ("tr_imgsz", 640), ("tr_batch", 16), ("tr_device", devices[min(1, len(devices) - 1)])):
+        st.session_state.setdefault(key, default)
     if st.session_state["tr_device"] not in devices:
         st.session_state["tr_device"] = devices[0]
     c1, c2, c3, c4, c5 = st.columns(5)
@@ -227,7 +233,7 @@ def launch_form() -> None:
 
     args: dict[str, Any] = {"epochs": int(epochs), "imgsz": int(imgsz), "batch": int(batch), "device": device}
     # The optional fields as they stood at the last rerun, so the placeholders already show auto's choice.
-    before = {k: st.session_state.get(f"tr_{k}") for k, *_ in (*_OPTIONAL_NUMBERS, *_OPTIONAL_CHOICES)}
+    before = {k: st.session_state.get(f"tr_{k}") for k in [n[0] for n in _OPTIONAL_NUMBERS] + [c[0] for c in _OPTIONAL_CHOICES]}
     plan = _optimizer_plan(data, preset, {**args, **{k: v for k, v in before.items() if v is not None}})
     with st.expander("More arguments (empty = preset or Ultralytics default)"):
         cols = st.columns(4)
@@ -238,8 +244,8 @@ def launch_form() -> None:
                 args[k] = int(v) if isinstance(step, int) else float(v)
         cols = st.columns(4)
         for i, (k, label, options) in enumerate(_OPTIONAL_CHOICES):
-            v = cols[i % 4].selectbox(label, [None, *options], key=f"tr_{k}",
-                                      format_func=lambda o, k=k: _default_text(k, preset, plan) if o is None else str(o))
+            choices: list[Any] = [None, *options]
+            v = cols[i % 4].selectbox(label, choices, key=f"tr_{k}", format_func=_choice_text(k, preset, plan))
             if v is not None:
                 args[k] = v
         extra_text = st.text_area("Extra Ultralytics arguments, one key=value per line", key="tr_extra",
@@ -296,7 +302,7 @@ def _stop_choice(s: RunSummary) -> str:
     return str(at)
 
 
-def _controls(view: RunView, s: RunSummary) -> None:
+def _controls(view: RunSnapshot, s: RunSummary) -> None:
     key = s.name
     pending = launcher.pending_stop(s.path) if s.live else None
     note = st.empty()
@@ -334,7 +340,7 @@ def _controls(view: RunView, s: RunSummary) -> None:
                    f"model `{s.path / 'weights' / 'last.pt'}`.")
 
 
-def run_panel(view: RunView, s: RunSummary, now: float) -> None:
+def run_panel(view: RunSnapshot, s: RunSummary, now: float) -> None:
     st.subheader(f"{s.name} {state_badge(s.state)}")
     if s.reason:
         st.caption(s.reason)
@@ -376,7 +382,7 @@ def run_panel(view: RunView, s: RunSummary, now: float) -> None:
         st.code("\n".join(view.log_tail(60)) or "(empty)", language=None)
     if view.events:
         with st.expander(f"Events ({len(view.events)})"):
-            ev = pd.DataFrame(view.events[-200:])
+            ev = pd.DataFrame(list(view.events[-200:]))
             ev["t"] = pd.to_datetime(ev["t"], unit="s")
             st.dataframe(ev[[c for c in ("t", "kind", "message") if c in ev.columns]], hide_index=True)
 
@@ -388,12 +394,10 @@ def monitor() -> None:
     if not dirs:
         st.info(f"No runs yet in {ws.runs}. Launch one above (or `omr train …`), or copy an Ultralytics run folder here.")
         return
-    views = {}
-    for d in dirs:
-        v = run_view(str(d))
-        v.name = run_name(ws.runs, d)
-        views[v.name] = v.poll(samples=False)  # GPU samples only for the run on screen (below)
-    summaries = sorted((v.summary(now) for v in views.values()), key=lambda s: (not s.live, -(s.started or s.updated or 0)))
+    views = {name: run_view(str(d), name) for d, name in ((d, run_name(ws.runs, d)) for d in dirs)}
+    # GPU samples only for the run on screen (below)
+    summaries = sorted((v.poll(samples=False).summary(now) for v in views.values()),
+                       key=lambda s: (not s.live, -(s.started or s.updated or 0)))
     st.subheader("Runs")
     st.dataframe(runs_table(summaries), hide_index=True, column_config=RUNS_TABLE_CONFIG, key="runs_table")
     names = [s.name for s in summaries]

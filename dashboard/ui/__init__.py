@@ -1,0 +1,1 @@
+"""Figure builders and widgets shared by the dashboard pages."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ def per_class_view(per: pd.DataFrame) -> None:
     """The per-class table (already worst first) with 3-decimal metrics and 'no labels' marked."""
     cols = ["status", "class", "group", "images", "instances", *_METRIC_COLS, "tp", "fn", "fp", "fp_class", "fp_loc", "fp_dup", "fp_bg", "fn_below_threshold"]
     view = per[[c for c in cols if c in per.columns]]
-    cfg: dict[str, object] = {c: st.column_config.NumberColumn(c.replace("_", "-").replace("ap", "AP"), format="%.3f") for c in _METRIC_COLS}
+    cfg: dict[str, Any] = {c: st.column_config.NumberColumn(c.replace("_", "-").replace("ap", "AP"), format="%.3f") for c in _METRIC_COLS}
     cfg.update(
         {
             "status": st.column_config.TextColumn("status", help=STATUS_HELP, width="large"),
@@ -120,9 +121,10 @@ def gallery(ev: Evaluation, cases: pd.DataFrame, key: str, columns: int = 6, siz
     rows = readable_cases(ev, chunk)
     images = ev.images()
     cols = st.columns(columns)
-    for k, (idx, row) in enumerate(rows.iterrows()):
-        path = str(images["path"].iloc[int(chunk.loc[idx, "image_id"])])
-        g, p = case_boxes(chunk.loc[idx])
+    for k in range(len(rows)):  # rows keeps chunk's order (and index): position k is the same case in both
+        row, case = rows.iloc[k], chunk.iloc[k]
+        path = str(images["path"].iloc[int(case["image_id"])])
+        g, p = case_boxes(case)
         with cols[k % columns]:
             try:
                 img = _crop_png(path, _mtime(path), g, p, size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
 from omr_core.notify import (
     KINDS,
@@ -15,7 +16,6 @@ from omr_core.notify import (
     set_dashboard_url,
     settings_path,
 )
-from ui.guard import can_act
 
 
 def _add() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
+from dashboard.ui.guard import can_act, current_gate
 from omr_core.errors import OmrError
 from omr_core.training import queue
-from ui.guard import can_act, current_gate
 
 
 def render_queue(runs: Path) -> None:
@@ -37,15 +38,15 @@ def render_queue(runs: Path) -> None:
             acts = [(":material/arrow_upward:", "up", -1), (":material/arrow_downward:", "down", 1)]
             for col, (icon, what, by) in zip(c[3:5], acts):
                 if col.button("", icon=icon, key=f"q_{what}_{e.id}", help=f"move {what}") and can_act("Reordering the queue"):
-                    _do(lambda e=e, by=by: queue.move(runs, e.id, by))
+                    _do(partial(queue.move, runs, e.id, by))
             held = e.state == "held"
             if c[5].button("", icon=":material/play_arrow:" if held else ":material/pause:", key=f"q_hold_{e.id}",
                            help="release: back in line" if held else "hold: keep its place, let the others go first") \
                     and can_act("Holding a queued run"):
-                _do(lambda e=e, held=held: queue.hold(runs, e.id, held=not held))
+                _do(partial(queue.hold, runs, e.id, held=not held))
             if c[6].button("", icon=":material/close:", key=f"q_cancel_{e.id}", help="cancel: remove from the queue") \
                     and can_act("Cancelling a queued run"):
-                _do(lambda e=e: queue.cancel(runs, e.id))
+                _do(partial(queue.cancel, runs, e.id))
         if e.reason:
             st.caption(f"└ {e.name}: {e.reason}")
     if len(line) < len(es) and st.button("Forget started entries", key="q_clear") and can_act("Editing the queue"):

@@ -8,18 +8,18 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
 from omr_core.training import sweep
 from omr_core.training.spec import parse_extra
-from ui.guard import can_act
 
 
 def render_sweep_form(runs: Path, data: str, model: str, preset: str | None) -> None:
     """A sweep over the launch form's data, model and preset: the space, sampler, budget, then Start."""
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     name = c1.text_input("Sweep name", key="sw_name", placeholder="lr-batch")
-    sampler = c2.selectbox("Search", sweep.SAMPLERS, index=2, key="sw_sampler",
-                           format_func={"grid": "grid", "random": "random", "tpe": "TPE (Optuna)"}.get)
+    sampler = c2.selectbox("Search", list(sweep.SAMPLERS), index=2, key="sw_sampler",
+                           format_func=lambda k: "TPE (Optuna)" if k == "tpe" else str(k))
     trials = c3.number_input("Trials", 1, 500, 6, key="sw_trials")
     epochs = c4.number_input("Epochs per trial", 1, 1000, 3, key="sw_epochs")
     space = st.text_area("Search space, one argument per line", key="sw_space", height=80,
@@ -30,7 +30,7 @@ def render_sweep_form(runs: Path, data: str, model: str, preset: str | None) -> 
     if st.button("Start sweep", key="sw_start", disabled=not (name and data and space.strip())) and can_act("Starting a sweep"):
         try:
             spec = sweep.SweepSpec(name.strip(), model, data, tuple(sweep.parse_param(x) for x in space.splitlines() if x.strip()),
-                                   preset=preset, args=parse_extra(fixed.split()), sampler=sampler, objective=objective,
+                                   preset=preset, args=parse_extra(fixed.split()), sampler=str(sampler), objective=str(objective),
                                    trials=int(trials), epochs=int(epochs))
             sweep.create(spec, runs)
             sweep.start_controllers(runs, spec.name)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from omr_core.training.alerts import Alert
-from omr_core.training.runs import RunSummary, RunView
+from omr_core.training.runs import RunSnapshot, RunSummary, RunView
 from omr_core.training.tail import downsample, ema_smooth
 
 #: Seconds between live refreshes of the monitor (OMR_MONITOR_REFRESH_S).
@@ -36,9 +36,12 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
-def run_view(path: str) -> RunView:
-    """One incremental view per run folder, shared by every session (each refresh reads only appended bytes)."""
-    return RunView(Path(path))
+def run_view(path: str, name: str) -> RunView:
+    """One incremental view per run folder, shared by every session (each refresh reads only appended bytes).
+
+    Pages draw from the `RunSnapshot` its `poll()` returns, never from the view: it changes under other sessions.
+    """
+    return RunView(Path(path), name=name)
 
 
 def _layout(fig: go.Figure, title: str, ytitle: str = "", height: int = 300) -> go.Figure:
@@ -167,7 +170,7 @@ def lr_figure(df: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Learning rate", "lr")
 
 
-def batch_figure(view: RunView, smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
+def batch_figure(view: RunSnapshot, smoothing: float = 0.0, log_y: bool = False) -> go.Figure:
     """Per-batch losses inside the epoch in progress (x = batch), and seconds per batch on a second axis."""
     b = view.batches
     idx = view.current_epoch_batches()
@@ -190,7 +193,7 @@ def _int_or_q(v: float) -> str:
     return str(int(v)) if math.isfinite(v) else "?"
 
 
-def throughput_figure(view: RunView) -> go.Figure:
+def throughput_figure(view: RunSnapshot) -> go.Figure:
     """Seconds per batch over the whole run (downsampled), with the run's median: throughput collapse shows here."""
     b = view.batches
     fig = go.Figure()
@@ -204,7 +207,7 @@ def throughput_figure(view: RunView) -> go.Figure:
     return _layout(fig, "Seconds per batch (whole run)", "s")
 
 
-def memory_figure(view: RunView) -> go.Figure:
+def memory_figure(view: RunSnapshot) -> go.Figure:
     """VRAM per GPU (NVML device used, training processes, torch reserved) against the capacity line.
 
     Without NVML: system RAM used and the training processes' RSS against total RAM.
@@ -235,8 +238,8 @@ def memory_figure(view: RunView) -> go.Figure:
             _layout(fig, title, "GiB")
         else:
             title = "Memory (no GPU: system RAM and training processes)"
-            for col, label, color in (("ram_used", "system RAM used", "#1f77b4"), ("proc_rss", "training processes RSS", "#ff7f0e")):
-                x, y = downsample(t, s.col(col) / GIB, MAX_POINTS)
+            for name, label, color in (("ram_used", "system RAM used", "#1f77b4"), ("proc_rss", "training processes RSS", "#ff7f0e")):
+                x, y = downsample(t, s.col(name) / GIB, MAX_POINTS)
                 fig.add_trace(go.Scatter(x=_times(x), y=y, name=label, mode="lines", line={"color": color}))
             total = s.last("ram_total")
             if total:
@@ -245,7 +248,7 @@ def memory_figure(view: RunView) -> go.Figure:
     return _layout(fig, title, "GiB")
 
 
-def util_figure(view: RunView) -> go.Figure:
+def util_figure(view: RunSnapshot) -> go.Figure:
     """GPU utilisation (%) per GPU, or CPU (system and training processes) without NVML."""
     s = view.samples
     fig = go.Figure()
@@ -264,7 +267,7 @@ def util_figure(view: RunView) -> go.Figure:
     return _layout(fig, title, "%")
 
 
-def live_figures(view: RunView, smoothing: float, log_y: bool = False) -> dict[str, go.Figure]:
+def live_figures(view: RunSnapshot, smoothing: float, log_y: bool = False) -> dict[str, go.Figure]:
     """Every chart of the live monitor for one run (built from what the view has read); ``log_y``: log loss axes."""
     df = view.results.frame()
     figs: dict[str, go.Figure] = {}
@@ -281,7 +284,7 @@ def live_figures(view: RunView, smoothing: float, log_y: bool = False) -> dict[s
     return figs
 
 
-def last_values_text(view: RunView) -> tuple[str, str]:
+def last_values_text(view: RunSnapshot) -> tuple[str, str]:
     """(last epoch line, last batch line): plain text, so a person (and a browser test) can read the newest values."""
     rows = view.results.rows()
     ep_line = "No epoch finished yet."

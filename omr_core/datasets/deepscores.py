@@ -33,6 +33,7 @@ import orjson
 import pandas as pd
 
 from omr_core.classes import class_table
+from omr_core.datasets.tables import ANNOTATION_COLUMNS, DROPPING_KINDS, IMAGE_COLUMNS, AnnotationTables, LoadIssue
 from omr_core.errors import DataFormatError
 
 if TYPE_CHECKING:
@@ -44,55 +45,6 @@ REQUIRED_KEYS: tuple[str, ...] = ("categories", "images", "annotations")
 #: Number of classes in the deepscores annotation set (ids 1-136).
 N_DEEPSCORES = 136
 
-#: Issue kinds whose items were dropped from the tables (the others are kept and only reported).
-DROPPING_KINDS: frozenset[str] = frozenset(
-    {
-        "bad_field",
-        "unknown_category",
-        "muscima_only",
-        "missing_image_record",
-        "duplicate_annotation_id",
-        "image_unreadable",
-    }
-)
-
-#: Columns of `DeepScoresData.images`, in order.
-IMAGE_COLUMNS: tuple[str, ...] = (
-    "image",
-    "image_id",
-    "filename",
-    "width",
-    "height",
-    "source",
-    "split",
-    "path",
-    "n_annotations",
-)
-
-#: Columns of `DeepScoresData.annotations`, in order.
-ANNOTATION_COLUMNS: tuple[str, ...] = (
-    "ann_id",
-    "image",
-    "cat_id",
-    "muscima_id",
-    "name",
-    "x0",
-    "y0",
-    "x1",
-    "y1",
-    "area",
-    "ox0",
-    "oy0",
-    "ox1",
-    "oy1",
-    "ox2",
-    "oy2",
-    "ox3",
-    "oy3",
-    "rel_position",
-    "duration",
-)
-
 _N_EXAMPLES = 5
 _BLOCK_SIZE = 8 << 20  # bytes of JSON lines per Arrow parse task (a line must fit in one block)
 _CHUNK_BYTES = 8 << 20  # bytes of annotations rewritten at a time (Arrow parses the previous chunk meanwhile)
@@ -103,72 +55,6 @@ _MEMBER_SEP = re.compile(rb"\s*,\s*")
 _WS = b" \t\r\n"
 _REL_POSITION = r"(?:^|;)\s*rel_position:\s*(?P<rel_position>[-+]?\d+)"
 _DURATION = r"(?:^|;)\s*duration:\s*(?P<duration>[^;]*)"
-
-
-@dataclass(frozen=True)
-class LoadIssue:
-    """Something in the input that was dropped, repaired or is worth knowing, with how many times it occurred.
-
-    Attributes:
-        kind: Machine-readable kind: ``unknown_category``, ``muscima_only``, ``missing_image_record``,
-            ``bad_field``, ``duplicate_annotation_id``, ``image_unreadable`` (YOLO) (those were dropped,
-            see `DROPPING_KINDS`);
-            ``degenerate_box``, ``box_outside_image``, ``filled_field``, ``unknown_muscima_id``,
-            ``ann_ids_mismatch``, ``category_name_mismatch``, ``unknown_category_definition``,
-            ``image_file_missing``, ``label_file_missing`` and ``duplicate_image`` (YOLO) (kept, reported).
-        message: What happened, for people; names the file and the key or id.
-        count: How many items.
-        examples: A few offending ids or keys.
-    """
-
-    kind: str
-    message: str
-    count: int
-    examples: tuple[str, ...] = ()
-
-    @property
-    def dropped(self) -> bool:
-        """True when the counted items are not in the tables."""
-        return self.kind in DROPPING_KINDS
-
-    def text(self) -> str:
-        """One line for people: kind, message and examples."""
-        ex = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
-        return f"{self.kind}: {self.message}{ex}"
-
-
-@dataclass(frozen=True, eq=False)
-class DeepScoresData:
-    """The tables read from one or more annotation files (or a YOLO dataset, see `omr_core.datasets.yolo`).
-
-    Attributes:
-        images: One row per page, index 0..N-1, columns `IMAGE_COLUMNS`. ``image`` equals the index and is
-            unique across all loaded files; ``image_id`` is the id as written in the file; ``split`` is
-            ``"train"``/``"test"`` from the file name (YOLO: the split name); ``path`` is the image file
-            (``""`` when not found or not checked); ``n_annotations`` counts the rows kept in `annotations`.
-        annotations: One row per annotated object (a ``cat_id`` pair is ONE object), columns
-            `ANNOTATION_COLUMNS`. ``image`` refers to ``images.image``; ``cat_id`` is the deepscores id
-            (1-136; -1 for a YOLO class that is not an official name); ``name`` is a Categorical whose
-            categories are the 136 official names in id order (YOLO: followed by the dataset's other names);
-            ``x0..y1`` the axis-aligned box and ``ox0..oy3`` the four oriented-box corners, in pixels;
-            ``rel_position`` (nullable) and ``duration`` (``""`` when absent) come from ``comments``.
-        issues: Everything dropped, repaired or suspicious, counted.
-        sources: The files read.
-    """
-
-    images: pd.DataFrame
-    annotations: pd.DataFrame
-    issues: tuple[LoadIssue, ...]
-    sources: tuple[Path, ...]
-
-    def issues_text(self) -> list[str]:
-        """One line per issue, for a CLI or an ``st.warning``."""
-        return [i.text() for i in self.issues]
-
-    @property
-    def n_dropped(self) -> int:
-        """Number of items (annotations or image records) dropped while reading."""
-        return sum(i.count for i in self.issues if i.dropped)
 
 
 @lru_cache(maxsize=1)
@@ -1075,7 +961,7 @@ def load_deepscores(
     *,
     check_images: bool = True,
     progress: Callable[[int, int], None] | None = None,
-) -> DeepScoresData:
+) -> AnnotationTables:
     """Read DeepScoresV2 annotation files into an images table and an annotations table.
 
     Only the deepscores annotation set is kept (one row per object; ``cat_id`` pairs are one object).
@@ -1137,4 +1023,4 @@ def load_deepscores(
     annotations = annotations.astype({"ann_id": "str", "duration": "str"})
     issues += _attach_image_files(images, folders, images_dir is not None, check_images)
     tick()
-    return DeepScoresData(images=images, annotations=annotations, issues=tuple(issues), sources=tuple(files))
+    return AnnotationTables(images=images, annotations=annotations, issues=tuple(issues), sources=tuple(files))

@@ -25,12 +25,8 @@ import numpy as np
 import pandas as pd
 
 from omr_core.classes import class_table
-from omr_core.datasets.deepscores import (
-    DeepScoresData,
-    LoadIssue,
-    deepscores_names,
-    empty_tables,
-)
+from omr_core.datasets.deepscores import deepscores_names, empty_tables
+from omr_core.datasets.tables import AnnotationTables, LoadIssue
 from omr_core.errors import DataFormatError, OmrError
 
 #: Image suffixes Ultralytics accepts (``ultralytics.data.utils.IMG_FORMATS`` in 8.4).
@@ -475,7 +471,7 @@ def load_yolo(
     data_yaml: str | os.PathLike[str],
     splits: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> DeepScoresData:
+) -> AnnotationTables:
     """Read a YOLO dataset into the same tables as `load_deepscores`, so the audit works on both.
 
     Image sizes come from the image headers (no decoding); boxes are converted to pixels; ``cat_id`` is the
@@ -675,4 +671,4 @@ def load_yolo(
             issues.append(
                 LoadIssue(kind, f"{ds.yaml_path.name}: {len(found):,} {message}", len(found), tuple(found[:5]))
             )
-    return DeepScoresData(images=images, annotations=ann, issues=tuple(issues), sources=(ds.yaml_path,))
+    return AnnotationTables(images=images, annotations=ann, issues=tuple(issues), sources=(ds.yaml_path,))

@@ -67,14 +67,14 @@ class RunNotifier:
 
 def watch(run_dir: Path, worker_pid: int, events_offset: int, *, poll_s: float = POLL_S) -> int:
     """Follow the run until its session ends, sending as we go; returns 0 (nothing to do is not an error)."""
-    from omr_core.training.runs import EVENTS, RunView, effective_state, read_run_json
+    from omr_core.training.runs import EVENTS, RunView, effective_state, read_run
     from omr_core.training.tail import JsonlTail
 
     settings = load_settings()
     if not settings.targets:
         return 0
-    doc = read_run_json(run_dir) or {}
-    session = int(doc.get("session") or len(doc.get("history") or []) + 1)
+    rec = read_run(run_dir)
+    session = int((rec.session if rec else None) or len(rec.history if rec else []) + 1)
     notifier = RunNotifier(run_dir, settings, run_dir.name, session)
     outbox = Outbox(settings, record_result(run_dir))
     tail = JsonlTail(run_dir / EVENTS, offset=events_offset)  # this session's events: earlier watchers had theirs
@@ -85,10 +85,10 @@ def watch(run_dir: Path, worker_pid: int, events_offset: int, *, poll_s: float =
                 n = notifier.on_event(ev)
                 if n is not None:
                     outbox.put(n)
-            doc = read_run_json(run_dir) or {}
-            if doc.get("pid") not in (None, worker_pid):
+            rec = read_run(run_dir)
+            if rec is not None and rec.pid not in (None, worker_pid):
                 return 0  # a newer session (resume) has its own notifier
-            state, _ = effective_state(doc)  # run.json and one process check: cheap enough to do every poll
+            state, _ = effective_state(rec)  # run.json and one process check: cheap enough to do every poll
             if state in FINAL_STATES:
                 s = RunView(run_dir, batch_tail_bytes=0).poll(samples=False).summary()  # the numbers, once
                 for ev in tail.poll()[0]:  # the worker's last events were written before its end state

@@ -228,7 +228,7 @@ def score_page(gray: np.ndarray, ann: Any, filename: str, heads: Sequence[Any] |
 
     Args:
         gray: The page image.
-        ann: The page's rows of `DeepScoresData.annotations`.
+        ann: The page's rows of `AnnotationTables.annotations`.
         filename: For reports.
         heads: Rebuild from these noteheads (e.g. a model's) instead of the ground truth's.
     """

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from omr_core.training.record import RunRecord
+
 if TYPE_CHECKING:
-    from omr_core.training.runs import RunView
+    from omr_core.training.runs import RunSnapshot
 
 #: Event kinds written by the worker that are alerts by themselves, with their severity.
 EVENT_ALERTS: dict[str, str] = {
@@ -118,7 +120,7 @@ def _median(a: np.ndarray) -> float | None:
     return float(np.median(a)) if a.size else None
 
 
-def live_alerts(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
+def live_alerts(view: RunSnapshot, now: float, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
     """Alerts computed from the current data (state, batch log, samples), not from recorded events."""
     out: list[Alert] = []
     state, reason = view.state(now)
@@ -138,10 +140,10 @@ def live_alerts(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) 
 
     sec = b.col("sec") if len(b) else np.array([])
     med = _median(sec)
-    doc = view.doc or {}
+    doc = view.doc or RunRecord()
     if live:
-        phase = doc.get("phase") or "setup"
-        phase_since = float(doc.get("phase_since") or doc.get("started") or now)
+        phase = doc.phase or "setup"
+        phase_since = doc.phase_since or doc.started or now
         last_t = b.last("t") if len(b) else None
         if phase == "train":
             ref = max(last_t or 0.0, phase_since)
@@ -150,7 +152,7 @@ def live_alerts(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) 
             if idle > limit:
                 out.append(Alert("stalled", "error", f"Stalled: no batch for {idle:.0f} s (usual {med or 0:.2f} s per batch).", ref))
         elif phase == "val":
-            prev = doc.get("val_seconds")
+            prev = doc.val_seconds
             limit = max(th.val_stall_min_s, 5 * float(prev)) if prev else 2 * th.val_stall_min_s
             idle = now - phase_since
             if idle > limit:
@@ -217,7 +219,7 @@ def _window_medians(v: np.ndarray, w: int) -> np.ndarray:
     return np.append(med, np.median(v[k * w :])) if v.size > k * w else med
 
 
-def learning_alerts(view: RunView, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
+def learning_alerts(view: RunSnapshot, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
     """Diverging losses (per epoch and per batch) and "not learning" (mAP flat at 0 with almost no optimizer steps).
 
     A run can blow up without ever going non-finite (val/cls_loss at 5.8e21 with lr0 = 1); and with batch 4 and the
@@ -256,7 +258,7 @@ def learning_alerts(view: RunView, th: Thresholds = DEFAULT_THRESHOLDS) -> list[
     return out
 
 
-def _not_learning(view: RunView, rows: list[dict[str, float]], args: dict[str, Any], th: Thresholds) -> str | None:
+def _not_learning(view: RunSnapshot, rows: list[dict[str, float]], args: dict[str, Any], th: Thresholds) -> str | None:
     from omr_core.training.optimizer import accumulate_of, optimizer_steps
 
     col = next((c for c in view.results.columns if c.startswith("metrics/mAP50(")), None)
@@ -267,7 +269,7 @@ def _not_learning(view: RunView, rows: list[dict[str, float]], args: dict[str, A
         return None
     b = view.batches
     nb_col = b.col("nb") if len(b) else np.array([])
-    nb = int(nb_col[np.isfinite(nb_col)][-1]) if np.isfinite(nb_col).any() else int((view.doc or {}).get("batches") or 0)
+    nb = int(nb_col[np.isfinite(nb_col)][-1]) if np.isfinite(nb_col).any() else ((view.doc.batches if view.doc else None) or 0)
     try:
         batch, nbs = int(args.get("batch", 16)), int(args.get("nbs", 64))
         epochs, warmup = int(args.get("epochs") or len(rows)), float(args.get("warmup_epochs", 3.0))
@@ -286,7 +288,7 @@ def _not_learning(view: RunView, rows: list[dict[str, float]], args: dict[str, A
     return msg + "). A dataset this small needs many more epochs (or more images)."
 
 
-def evaluate(view: RunView, now: float, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
+def evaluate(view: RunSnapshot, now: float, th: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
     """Every alert of a run: live ones first, then recorded events (errors before warnings), no duplicate kinds."""
     live = live_alerts(view, now, th)
     kinds = {a.kind for a in live}

@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omr_core.training.record import LIVE_STATES, RunRecord, RunState
 from omr_core.training.runs import (
     EVENTS,
-    LIVE_STATES,
     LOG,
-    RUN_JSON,
     STOP_REQUEST,
     RunError,
     RunExistsError,
@@ -29,8 +28,9 @@ from omr_core.training.runs import (
     process_alive,
     process_start_time,
     read_json,
-    read_run_json,
-    update_run_json,
+    read_run,
+    update_run,
+    write_run,
 )
 from omr_core.training.scale import run_scale
 from omr_core.training.spec import RESUME_ALLOWED, SpecError, TrainSpec, check_keys, normalize_device
@@ -69,10 +69,10 @@ def _reap(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
             pass
     try:
         with _locked(run_dir):
-            doc = read_run_json(run_dir) or {}
-            if doc.get("state") not in LIVE_STATES or doc.get("pid") != proc.pid:
+            doc = read_run(run_dir)
+            if doc is None or not doc.live or doc.pid != proc.pid:
                 return
-        update_run_json(run_dir, state="failed", reason=reason, exit_code=code, ended=time.time(), phase=None)
+        update_run(run_dir, state=RunState.FAILED, reason=reason, exit_code=code, ended=time.time(), phase=None)
     except FileNotFoundError:  # the folder was deleted by hand while the worker ran: nobody is left to tell
         return
 
@@ -92,7 +92,7 @@ def _spawn(run_dir: Path, env: Mapping[str, str] | None = None) -> int:
             close_fds=True,
             env=worker_env(env),
         )
-    update_run_json(run_dir, pid=proc.pid, pid_create_time=process_start_time(proc.pid), command=cmd)
+    update_run(run_dir, pid=proc.pid, pid_create_time=process_start_time(proc.pid), command=cmd)
     threading.Thread(target=_reap, args=(proc, run_dir), name=f"omr-reap-{proc.pid}", daemon=True).start()
     _start_notifier(run_dir, proc.pid, events_offset, env)
     return proc.pid
@@ -147,27 +147,23 @@ def launch(
             f"resume it (omr resume {spec.name}) or delete it"
         ) from None
     now = time.time()
-    atomic_write_json(
-        run_dir / RUN_JSON,
-        {
-            "format": 1,
-            "name": spec.name,
-            "mode": "train",
-            "state": "starting",
-            "created": now,
-            "launched": now,
-            "spec": spec.to_dict(),
-            "args": {"model": spec.model, "data": spec.data, **spec.args},
-            "scale": run_scale(spec.data, dict(spec.args)),  # how the weights must be run (training/scale.py)
-            "command": worker_command(run_dir),
-            "sample_interval": float(sample_interval),
-            "history": [],
-        },
-    )
+    write_run(run_dir, RunRecord(
+        name=spec.name,
+        mode="train",
+        state=RunState.STARTING,
+        created=now,
+        launched=now,
+        updated=now,
+        spec=spec.to_dict(),
+        args={"model": spec.model, "data": spec.data, **spec.args},
+        scale=run_scale(spec.data, dict(spec.args)),  # how the weights must be run (training/scale.py)
+        command=worker_command(run_dir),
+        sample_interval=float(sample_interval),
+    ))
     try:
         _spawn(run_dir, env)
     except OSError as exc:
-        update_run_json(run_dir, state="failed", reason=f"could not start the worker: {exc}", ended=time.time())
+        update_run(run_dir, state=RunState.FAILED, reason=f"could not start the worker: {exc}", ended=time.time())
         raise RunError(f"could not start the training worker: {exc}") from exc
     return run_dir
 
@@ -182,8 +178,8 @@ def unique_name(runs_dir: str | os.PathLike[str] | None, base: str) -> str:
     return name
 
 
-def _live_doc(run_dir: Path) -> dict[str, Any]:
-    doc = read_run_json(run_dir)
+def _live_doc(run_dir: Path) -> RunRecord:
+    doc = read_run(run_dir)
     state, reason = effective_state(doc)
     if doc is None:
         raise RunError(f"{run_dir.name} was not started by omr (no run.json): it cannot be controlled from here")
@@ -252,19 +248,19 @@ def kill(run: str | os.PathLike[str], runs_dir: str | os.PathLike[str] | None = 
     """
     run_dir = find_run(_runs_dir(runs_dir), str(run))
     doc = _live_doc(run_dir)
-    pid, ctime = doc.get("pid"), doc.get("pid_create_time")
+    pid, ctime = doc.pid, doc.pid_create_time
     if not pid or not process_alive(pid, ctime):  # still starting, no worker yet
-        update_run_json(run_dir, state="failed", reason="killed before the worker started", ended=time.time())
+        update_run(run_dir, state=RunState.FAILED, reason="killed before the worker started", ended=time.time())
         return run_dir
     try:
-        if os.getpgid(int(pid)) == int(pid):
-            os.killpg(int(pid), signal.SIGKILL)
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
         else:
-            os.kill(int(pid), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    update_run_json(run_dir, state="failed", reason="killed by user (SIGKILL)", exit_code=-signal.SIGKILL,
-                    ended=time.time(), phase=None)
+    update_run(run_dir, state=RunState.FAILED, reason="killed by user (SIGKILL)", exit_code=-signal.SIGKILL,
+               ended=time.time(), phase=None)
     append_event(run_dir, "killed", "Killed by user (SIGKILL to the process group).")
     return run_dir
 
@@ -306,25 +302,23 @@ def resume(
             )
         if not s.resumable:
             raise RunError(f"run {s.name!r} has no resumable checkpoint (weights/last.pt with optimizer state)")
-        doc = view.doc or {"format": 1, "name": run_dir.name, "created": time.time(), "history": [],
-                           "args": dict(view.args), "external": True}
-        history = list(doc.get("history") or [])
-        if doc.get("started"):
-            prev = {k: doc.get(k) for k in ("session", "started", "ended", "state", "exit_code", "reason")}
-            end = doc.get("ended") or doc.get("updated")  # a vanished worker wrote no end: its last sign of life
-            prev["duration_s"] = max(0.0, float(end) - float(doc["started"])) if end else None
-            prev["state"], prev["reason"] = s.state, s.reason
-            history.append(prev)
+        doc = view.doc or RunRecord(name=run_dir.name, created=time.time(), args=dict(view.args), external=True)
+        history = list(doc.history)
+        if doc.started:
+            end = doc.ended or doc.updated  # a vanished worker wrote no end: its last sign of life
+            history.append({"session": doc.session, "started": doc.started, "ended": doc.ended, "state": s.state.value,
+                            "exit_code": doc.exit_code, "reason": s.reason,
+                            "duration_s": max(0.0, end - doc.started) if end else None})
         now = time.time()
-        doc.update(mode="resume", state="starting", launched=now, resume_from=s.resumable, resume_args=over,
-                   history=history, pid=None, pid_create_time=None, started=None, ended=None, exit_code=None, duration_s=None,
-                   reason="", phase=None, updated=now)
-        atomic_write_json(run_dir / RUN_JSON, doc)
+        write_run(run_dir, doc.changed(
+            mode="resume", state=RunState.STARTING, launched=now, resume_from=s.resumable, resume_args=over,
+            history=history, pid=None, pid_create_time=None, started=None, ended=None, exit_code=None, duration_s=None,
+            reason="", phase=None, updated=now))
     (run_dir / STOP_REQUEST).unlink(missing_ok=True)
     append_event(run_dir, "resumed", f"Resuming from {s.resumable} (epoch {s.epoch} done of {s.epochs}).")
     try:
         _spawn(run_dir, env)
     except OSError as exc:
-        update_run_json(run_dir, state="failed", reason=f"could not start the worker: {exc}", ended=time.time())
+        update_run(run_dir, state=RunState.FAILED, reason=f"could not start the worker: {exc}", ended=time.time())
         raise RunError(f"could not start the training worker: {exc}") from exc
     return run_dir

@@ -34,7 +34,7 @@ from omr_core.training.runs import (
     process_alive,
     process_start_time,
     read_json,
-    read_run_json,
+    read_run,
 )
 from omr_core.training.spec import TrainSpec, normalize_device
 
@@ -202,11 +202,11 @@ def busy_lanes(runs: Path) -> set[str]:
     """Lanes held by live runs of this runs folder (queued or launched directly)."""
     busy: set[str] = set()
     for d in discover_runs(runs):
-        doc = read_run_json(d)
-        if doc is None or effective_state(doc)[0] not in LIVE_STATES:
+        rec = read_run(d)
+        if rec is None or effective_state(rec)[0] not in LIVE_STATES:
             continue
         try:
-            busy.update(lanes_of((doc.get("args") or {}).get("device", "")))
+            busy.update(lanes_of(rec.args.get("device", "")))
         except OmrError:
             busy.add("cpu")
     return busy

@@ -9,8 +9,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import orjson
 
 from omr_core.errors import OmrError
 from omr_core.training import layouts
-from omr_core.training.tail import ColumnStore, JsonlTail, ResultsCsvTail, _flatten, tail_text
+from omr_core.training.record import LIVE_STATES, RunRecord, RunState
+from omr_core.training.tail import Columns, ColumnStore, JsonlTail, ResultsCsvTail, ResultsTable, _flatten, tail_text
 
 # Files inside a run folder, next to Ultralytics' own (args.yaml, results.csv, weights/).
 RUN_JSON = "run.json"
@@ -37,11 +38,6 @@ LAST = "weights/last.pt"
 BEST = "weights/best.pt"
 RESUMABLE = "weights/last_resumable.pt"
 _LOCK = ".run.lock"
-
-#: States written to run.json; "external" is a folder trained elsewhere (no run.json) that did not finish, and
-#: "early-stopped" one that Ultralytics' EarlyStopping ended (see training/layouts.py).
-STATES = ("starting", "running", "finished", "failed", "stopped", "external", "early-stopped")
-LIVE_STATES = frozenset({"starting", "running"})
 
 #: A run that stays "starting" without a worker process this long never started.
 STARTING_GRACE_S = 120.0
@@ -132,21 +128,28 @@ def _locked(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def read_run_json(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The run's run.json, or None for a folder trained elsewhere."""
-    return read_json(Path(run_dir) / RUN_JSON)
+def read_run(run_dir: str | os.PathLike[str]) -> RunRecord | None:
+    """The run's run.json as a record, or None for a folder trained elsewhere (or a run.json that is not JSON)."""
+    doc = read_json(Path(run_dir) / RUN_JSON)
+    return None if doc is None else RunRecord.from_dict(doc)
 
 
-def update_run_json(run_dir: str | os.PathLike[str], changes: Mapping[str, Any] | None = None, **kw: Any) -> dict:
-    """Read-modify-write run.json under the folder lock; returns the new content."""
+def write_run(run_dir: str | os.PathLike[str], record: RunRecord) -> None:
+    """Atomically write the run's run.json (callers that read first hold `_locked`)."""
+    atomic_write_json(Path(run_dir) / RUN_JSON, record.to_dict())
+
+
+def update_run(run_dir: str | os.PathLike[str], **changes: Any) -> RunRecord:
+    """Read-modify-write run.json under the folder lock; returns the new record.
+
+    Raises:
+        TypeError: A key that is not a `RunRecord` field.
+    """
     run_dir = Path(run_dir)
     with _locked(run_dir):
-        doc = read_run_json(run_dir) or {}
-        doc.update(changes or {})
-        doc.update(kw)
-        doc["updated"] = time.time()
-        atomic_write_json(run_dir / RUN_JSON, doc)
-    return doc
+        record = (read_run(run_dir) or RunRecord()).changed(**changes, updated=time.time())
+        write_run(run_dir, record)
+    return record
 
 
 # -- process identity ------------------------------------------------------------------------------------------------
@@ -177,30 +180,29 @@ def process_alive(pid: int | None, create_time: float | None, tolerance: float =
         return False
 
 
-def effective_state(doc: Mapping[str, Any] | None, now: float | None = None) -> tuple[str, str]:
+def effective_state(doc: RunRecord | None, now: float | None = None) -> tuple[RunState, str]:
     """(state, reason) of a run from its run.json, checking that a "running" worker really is alive.
 
     A run whose run.json says starting/running but whose PID is gone, or belongs to a process started at another
     time, is reported as failed ("worker vanished"): it was killed (SIGKILL, OOM killer, reboot).
     """
     if doc is None:
-        return "external", ""
-    state = str(doc.get("state") or "failed")
-    reason = str(doc.get("reason") or "")
+        return RunState.EXTERNAL, ""
+    state, reason = doc.state, doc.reason
     if state not in LIVE_STATES:
         return state, reason
-    pid, ctime = doc.get("pid"), doc.get("pid_create_time")
+    pid, ctime = doc.pid, doc.pid_create_time
     if pid and process_alive(pid, ctime):
         return state, reason
     now = time.time() if now is None else now
-    if state == "starting" and not pid and now - float(doc.get("launched") or doc.get("created") or 0) < STARTING_GRACE_S:
+    if state == RunState.STARTING and not pid and now - (doc.launched or doc.created or 0.0) < STARTING_GRACE_S:
         return state, reason
     if not pid:
-        return "failed", "worker never started"
-    started = process_start_time(int(pid))
-    if started is None or (ctime is not None and abs(started - float(ctime)) <= 0.5):  # gone, or a zombie
-        return "failed", f"worker vanished (PID {pid} no longer running: killed or crashed)"
-    return "failed", f"worker vanished (PID {pid} is now another process)"
+        return RunState.FAILED, "worker never started"
+    started = process_start_time(pid)
+    if started is None or (ctime is not None and abs(started - ctime) <= 0.5):  # gone, or a zombie
+        return RunState.FAILED, f"worker vanished (PID {pid} no longer running: killed or crashed)"
+    return RunState.FAILED, f"worker vanished (PID {pid} is now another process)"
 
 
 # -- the live view of one run ----------------------------------------------------------------------------------------
@@ -239,7 +241,7 @@ class RunSummary:
 
     name: str
     path: Path
-    state: str
+    state: RunState
     reason: str = ""
     managed: bool = False
     epoch: int = 0
@@ -278,7 +280,7 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["path"] = str(self.path)
+        d["path"], d["state"] = str(self.path), self.state.value
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
@@ -290,7 +292,7 @@ def _fin(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def map_column(columns: list[str]) -> str | None:
+def map_column(columns: Sequence[str]) -> str | None:
     """The mAP50-95 column of a results table (box first, then mask/pose), or None."""
     for c in (MAP5095, "metrics/mAP50-95(M)", "metrics/mAP50-95(P)", "metrics/mAP50-95"):
         if c in columns:
@@ -302,7 +304,8 @@ def map_column(columns: list[str]) -> str | None:
 class RunView:
     """Incremental readers over one run folder; `poll()` reads only what was appended since the last call.
 
-    Thread-safe: the dashboard shares one view per run between browser tabs.
+    Thread-safe: the dashboard shares one view per run between browser sessions. Nobody reads the view itself:
+    each `poll()` returns a `RunSnapshot`, which never changes, to draw from.
 
     Args:
         path: The run folder.
@@ -318,26 +321,22 @@ class RunView:
     gpu_tail_bytes: int | None = None
     max_batches: int = 200_000
     max_samples: int | None = None
-    results: ResultsCsvTail = field(init=False)
-    batches: ColumnStore = field(init=False)
-    samples: ColumnStore = field(init=False)
-    events: list[dict[str, Any]] = field(init=False, default_factory=list)
-    doc: dict[str, Any] | None = field(init=False, default=None)
-    args: dict[str, Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         self.name = self.name or self.path.name
-        self.results = ResultsCsvTail(self.path / RESULTS)
-        self.batches = ColumnStore(self.max_batches)
-        self.samples = ColumnStore(self.max_samples)
+        self._results = ResultsCsvTail(self.path / RESULTS)
+        self._batches = ColumnStore(self.max_batches)
+        self._samples = ColumnStore(self.max_samples)
         self._batch_tail = JsonlTail(self.path / BATCHES, self.batch_tail_bytes)
         self._gpu_tail = JsonlTail(self.path / GPU, self.gpu_tail_bytes)
         self._event_tail = JsonlTail(self.path / EVENTS)
+        self._events: list[dict[str, Any]] = []
+        self._doc: RunRecord | None = None
+        self._args: dict[str, Any] = {}
         self._mtimes: dict[str, float] = {}
         self._lock = threading.RLock()
         self._doc_unreadable = False
-        self.last_poll = 0.0
 
     def _mtime_changed(self, name: str) -> bool:
         try:
@@ -349,8 +348,8 @@ class RunView:
         self._mtimes[name] = m
         return True
 
-    def poll(self, samples: bool = True) -> RunView:
-        """Read what changed on disk; returns self.
+    def poll(self, samples: bool = True) -> RunSnapshot:
+        """Read what changed on disk; returns everything read so far as an immutable snapshot.
 
         Args:
             samples: Also read the GPU/CPU samples (the runs table does not need them; a day of 1 Hz samples is
@@ -358,48 +357,41 @@ class RunView:
         """
         with self._lock:
             if self._mtime_changed(RUN_JSON):
-                self.doc = read_run_json(self.path)
-                self._doc_unreadable = self.doc is None and (self.path / RUN_JSON).exists()
+                self._doc = read_run(self.path)
+                self._doc_unreadable = self._doc is None and (self.path / RUN_JSON).exists()
             args_changed, opt_changed = self._mtime_changed(ARGS_YAML), self._mtime_changed(OPT_YAML)
             if args_changed or opt_changed:
-                self.args = _read_args_yaml(self.path / ARGS_YAML) or _read_args_yaml(self.path / OPT_YAML)
-            self.results.poll()
+                self._args = _read_args_yaml(self.path / ARGS_YAML) or _read_args_yaml(self.path / OPT_YAML)
+            self._results.poll()
             recs, restarted = self._batch_tail.poll()
             if restarted:
-                self.batches.clear()
-            self.batches.extend([_flatten(r) if type(r.get("loss")) is dict else r for r in recs])
+                self._batches.clear()
+            self._batches.extend([_flatten(r) if type(r.get("loss")) is dict else r for r in recs])
             if samples:
                 recs, restarted = self._gpu_tail.poll()
                 if restarted:
-                    self.samples.clear()
-                self.samples.extend(recs)
+                    self._samples.clear()
+                self._samples.extend(recs)
             recs, restarted = self._event_tail.poll()
             if restarted:
-                self.events = []
-            self.events.extend(recs)
-            self.last_poll = time.time()
-        return self
+                self._events = []
+            self._events.extend(recs)
+            updated = max(self._mtimes.values(), default=-1)
+            return RunSnapshot(
+                path=self.path,
+                name=self.name,
+                doc=self._doc,
+                args=dict(self._args),
+                results=self._results.snapshot(),
+                batches=self._batches.snapshot(),
+                samples=self._samples.snapshot(),
+                events=tuple(self._events),
+                damage_lines=tuple(self._damage()),
+                updated=(updated / 1e9) if updated > 0 else None,
+                polled=time.time(),
+            )
 
-    def state(self, now: float | None = None) -> tuple[str, str]:
-        """(state, reason), checking the worker process (see `effective_state`)."""
-        state, reason = effective_state(self.doc, now)
-        if state == "external":
-            r = self.reading(now)
-            if r.state in ("finished", "early-stopped"):
-                return r.state, r.reason
-            return "external", f"trained elsewhere: {r.reason}" if r.reason else "trained elsewhere (no run.json)"
-        return state, reason
-
-    def reading(self, now: float | None = None) -> layouts.Reading:
-        """The results read by the rules of the Ultralytics release and task that wrote them (training/layouts.py)."""
-        try:
-            mtime: float | None = os.stat(self.path / RESULTS).st_mtime
-        except OSError:
-            mtime = None
-        args = (self.doc or {}).get("args") or self.args
-        return layouts.read_run(self.results.rows(), self.results.columns, args, mtime=mtime, now=now)
-
-    def damage(self) -> list[str]:
+    def _damage(self) -> list[str]:
         """What could not be read in the run's files, one line per file; empty when every file was clean.
 
         Damaged lines are skipped, never raised: a worker killed mid-write, a full disk or a crash that left
@@ -408,7 +400,7 @@ class RunView:
         out = []
         if self._doc_unreadable:
             out.append(f"{RUN_JSON}: not readable JSON (damaged?); the run is shown as trained elsewhere")
-        csv = self.results.damage()
+        csv = self._results.damage()
         if csv:
             out.append(f"{RESULTS}: {'; '.join(csv)}")
         for name, tail in ((BATCHES, self._batch_tail), (GPU, self._gpu_tail), (EVENTS, self._event_tail)):
@@ -416,9 +408,63 @@ class RunView:
                 out.append(f"{name}: skipped {tail.bad_lines} malformed line{'s' if tail.bad_lines != 1 else ''}")
         return out
 
+
+@dataclass(frozen=True, eq=False)
+class RunSnapshot:
+    """One run as a `RunView.poll()` read it: never changes, so any number of sessions and threads draw from it.
+
+    Attributes:
+        path: The run folder.
+        name: Name to show.
+        doc: run.json (None for a folder trained elsewhere).
+        args: Ultralytics' args.yaml.
+        results: results.csv.
+        batches: The batch log's columns (the last ``max_batches`` records).
+        samples: GPU/CPU samples (as of the last poll that read them).
+        events: events.jsonl records.
+        damage_lines: What could not be read in the run's files, one line per file.
+        updated: Last change of any of the run's files seen (epoch seconds).
+        polled: When the poll read the files.
+    """
+
+    path: Path
+    name: str
+    doc: RunRecord | None
+    args: Mapping[str, Any]
+    results: ResultsTable
+    batches: Columns
+    samples: Columns
+    events: tuple[dict[str, Any], ...]
+    damage_lines: tuple[str, ...]
+    updated: float | None
+    polled: float
+
+    def state(self, now: float | None = None) -> tuple[RunState, str]:
+        """(state, reason), checking the worker process (see `effective_state`)."""
+        state, reason = effective_state(self.doc, now)
+        if state == RunState.EXTERNAL:
+            r = self.reading(now)
+            if r.state in (RunState.FINISHED, RunState.EARLY_STOPPED):
+                return RunState(r.state), r.reason
+            return RunState.EXTERNAL, f"trained elsewhere: {r.reason}" if r.reason else "trained elsewhere (no run.json)"
+        return state, reason
+
+    def reading(self, now: float | None = None) -> layouts.Reading:
+        """The results read by the rules of the Ultralytics release and task that wrote them (training/layouts.py)."""
+        try:
+            mtime: float | None = os.stat(self.path / RESULTS).st_mtime
+        except OSError:
+            mtime = None
+        args = (self.doc.args if self.doc else None) or self.args
+        return layouts.read_run(self.results.rows(), self.results.columns, args, mtime=mtime, now=now)
+
+    def damage(self) -> list[str]:
+        """What could not be read in the run's files, one line per file (see `RunView`)."""
+        return list(self.damage_lines)
+
     def planned_epochs(self) -> int | None:
-        args = (self.doc or {}).get("args") or self.args
-        epochs = (self.doc or {}).get("epochs") or args.get("epochs")  # the worker writes Ultralytics' own value
+        args = (self.doc.args if self.doc else None) or self.args
+        epochs = (self.doc.epochs if self.doc else None) or args.get("epochs")  # the worker writes Ultralytics' own value
         try:
             return int(epochs) if epochs is not None else None
         except (TypeError, ValueError):
@@ -438,10 +484,8 @@ class RunView:
         return tail_text(self.path / LOG, max_lines=max_lines)
 
     def summary(self, now: float | None = None) -> RunSummary:
-        """The runs-table row of this run, from what was read at the last `poll`."""
-        now = time.time() if now is None else now
-        with self._lock:
-            return _summarize(self, now)
+        """The runs-table row of this run."""
+        return _summarize(self, time.time() if now is None else now)
 
 
 def _read_args_yaml(path: Path) -> dict[str, Any]:
@@ -454,8 +498,8 @@ def _read_args_yaml(path: Path) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-def _summarize(view: RunView, now: float) -> RunSummary:
-    doc = view.doc or {}
+def _summarize(view: RunSnapshot, now: float) -> RunSummary:
+    doc = view.doc
     state, reason = view.state(now)
     rows = view.results.rows()
     cols = view.results.columns
@@ -486,13 +530,13 @@ def _summarize(view: RunView, now: float) -> RunSummary:
     if epoch_s is None and s_per_batch and batches:
         epoch_s = s_per_batch * batches
 
-    started = _fin(doc.get("started")) or _fin(doc.get("created"))
+    started = (_fin(doc.started) or _fin(doc.created)) if doc else None
     elapsed = None
     if doc:
-        elapsed = float(sum(_fin(h.get("duration_s")) or 0.0 for h in doc.get("history") or []))
-        cur_start = _fin(doc.get("started"))
+        elapsed = float(sum(_fin(h.get("duration_s")) or 0.0 for h in doc.history if isinstance(h, dict)))
+        cur_start = _fin(doc.started)
         if cur_start:
-            end = now if state in LIVE_STATES else (_fin(doc.get("ended")) or _fin(doc.get("updated")) or now)
+            end = now if state in LIVE_STATES else (_fin(doc.ended) or _fin(doc.updated) or now)
             elapsed += max(0.0, end - cur_start)
     elif "time" in cols and rows:
         elapsed = _fin(rows[-1].get("time"))
@@ -506,14 +550,13 @@ def _summarize(view: RunView, now: float) -> RunSummary:
         else:
             eta = max(0, epochs - epoch) * epoch_s
 
-    args = doc.get("args") or view.args
-    updated = max(view._mtimes.values(), default=-1)
+    args = (doc.args if doc else None) or view.args
     return RunSummary(
         name=view.name,
         path=view.path,
         state=state,
         reason=reason,
-        managed=bool(doc),
+        managed=doc is not None,
         epoch=epoch,
         epochs=epochs,
         batch=batch,
@@ -525,9 +568,9 @@ def _summarize(view: RunView, now: float) -> RunSummary:
         elapsed_s=elapsed,
         eta_s=eta,
         s_per_batch=s_per_batch,
-        pid=doc.get("pid"),
+        pid=doc.pid if doc else None,
         started=started,
-        updated=(updated / 1e9) if updated > 0 else None,
+        updated=view.updated,
         model=str(args.get("model") or ""),
         data=str(args.get("data") or ""),
         resumable=_resumable(view.path, doc, state),
@@ -537,12 +580,12 @@ def _summarize(view: RunView, now: float) -> RunSummary:
     )
 
 
-def _resumable(run_dir: Path, doc: Mapping[str, Any], state: str) -> str | None:
+def _resumable(run_dir: Path, doc: RunRecord | None, state: RunState) -> str | None:
     """The checkpoint a resume would use, when the run is not live or finished and one exists."""
-    if state in LIVE_STATES or state in ("finished", "early-stopped"):
+    if state in LIVE_STATES or state in (RunState.FINISHED, RunState.EARLY_STOPPED):
         return None
-    rel = doc.get("resume_from")
-    cands = ([rel] if rel else []) + [RESUMABLE, LAST] if state != "external" else [LAST]
+    rel = doc.resume_from if doc else None
+    cands = ([rel] if rel else []) + [RESUMABLE, LAST] if state != RunState.EXTERNAL else [LAST]
     for cand in cands:
         if cand and (run_dir / cand).is_file():
             return str(cand)
@@ -615,7 +658,7 @@ def delete_run(runs_dir: str | os.PathLike[str], name: str) -> Path:
     target = find_run(root, name)
     if target == root or root not in target.parents:
         raise RunError(f"{target} is not inside the runs folder {root}; nothing deleted")
-    state, _ = effective_state(read_run_json(target))
+    state, _ = effective_state(read_run(target))
     if state in LIVE_STATES:
         raise RunError(f"run {name!r} is {state}: stop or kill it before deleting")
     shutil.rmtree(target)
@@ -628,15 +671,15 @@ def delete_run(runs_dir: str | os.PathLike[str], name: str) -> Path:
 _NOT_A_CHOICE = frozenset({"save_dir", "name", "project", "exist_ok", "resume", "mode", "model_save_dir"})
 
 
-def run_args(view: RunView) -> dict[str, Any]:
+def run_args(view: RunSnapshot) -> dict[str, Any]:
     """A run's full train arguments as first launched.
 
     The worker's copy of Ultralytics' arguments from the first session (args.yaml is rewritten on resume with
     model=last.pt and resolved values), else args.yaml, overlaid with what the person asked for in run.json.
     """
-    doc = view.doc or {}
-    base = dict(doc.get("train_args") or view.args or {})
-    base.update(doc.get("args") or {})
+    doc = view.doc
+    base = dict((doc.train_args if doc else None) or view.args or {})
+    base.update(doc.args if doc else {})
     return base
 
 

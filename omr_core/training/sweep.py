@@ -34,7 +34,7 @@ from omr_core.training.runs import (
     process_alive,
     process_start_time,
     read_json,
-    read_run_json,
+    read_run,
 )
 
 SWEEPS = "sweeps"
@@ -313,7 +313,7 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
     col = OBJECTIVES[spec.objective]
     reported, best, pruned, diverged, why = 0, None, False, False, ""
     while True:
-        doc = read_run_json(run_dir)
+        doc = read_run(run_dir)
         state, why = effective_state(doc) if doc else ("queued", "")
         rows = _rows(run_dir)
         for r in rows[reported:]:

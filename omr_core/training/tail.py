@@ -6,6 +6,8 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -84,18 +86,19 @@ class _GrowingFile:
         return False
 
 
-class ColumnStore:
-    """Numeric columns that grow by appending records (dicts of numbers); new keys appear as NaN-filled columns."""
+class Columns:
+    """Numeric columns as they stood at one moment (a `ColumnStore.snapshot`): read-only, safe to share.
 
-    def __init__(self, max_rows: int | None = None) -> None:
-        self.n = 0
-        self.max_rows = max_rows
-        self._cap = 0
-        self._cols: dict[str, np.ndarray] = {}
-        self.strings: dict[str, str] = {}  # last value of non-numeric fields (e.g. "kind")
+    The arrays are views into the store's buffers, which the store never writes below its end again (appends go
+    after it, dropping old rows only moves the start, growing copies into new buffers): a snapshot never changes.
+    """
 
-    def clear(self) -> None:
-        self.n, self._cap, self._cols, self.strings = 0, 0, {}, {}
+    __slots__ = ("_cols", "n", "strings")
+
+    def __init__(self, cols: Mapping[str, np.ndarray], n: int, strings: Mapping[str, str]) -> None:
+        self._cols = dict(cols)
+        self.n = n
+        self.strings = dict(strings)  # last value of non-numeric fields (e.g. "kind")
 
     @property
     def names(self) -> list[str]:
@@ -108,27 +111,53 @@ class ColumnStore:
         return name in self._cols
 
     def col(self, name: str) -> np.ndarray:
-        """The column as a read-only view (all NaN when the key never appeared)."""
+        """The column as a read-only array (all NaN when the key never appeared)."""
         c = self._cols.get(name)
-        if c is None:
-            return np.full(self.n, np.nan)
-        v = c[: self.n]
-        v.flags.writeable = False
-        return v
+        return np.full(self.n, np.nan) if c is None else c
 
     def last(self, name: str) -> float | None:
         """Last finite value of a column, or None."""
         c = self._cols.get(name)
         if c is None or self.n == 0:
             return None
-        v = c[: self.n]
-        idx = np.flatnonzero(np.isfinite(v))
-        return float(v[idx[-1]]) if idx.size else None
+        idx = np.flatnonzero(np.isfinite(c))
+        return float(c[idx[-1]]) if idx.size else None
 
     def last_row(self) -> dict[str, float]:
         if self.n == 0:
             return {}
-        return {k: float(c[self.n - 1]) for k, c in self._cols.items() if math.isfinite(c[self.n - 1])}
+        return {k: float(c[-1]) for k, c in self._cols.items() if math.isfinite(c[-1])}
+
+
+class ColumnStore:
+    """Numeric columns that grow by appending records (dicts of numbers); new keys appear as NaN-filled columns.
+
+    Rows ``start .. start + n`` of each buffer are the data. Nothing below ``start + n`` is written again, so the
+    `Columns` that `snapshot` hands out stay valid while the store keeps growing in another thread. Read through
+    a snapshot: the store itself only writes.
+    """
+
+    def __init__(self, max_rows: int | None = None) -> None:
+        self.max_rows = max_rows
+        self.clear()
+
+    def clear(self) -> None:
+        self.n, self._start, self._cap = 0, 0, 0
+        self._cols: dict[str, np.ndarray] = {}
+        self.strings: dict[str, str] = {}  # last value of non-numeric fields (e.g. "kind")
+        self._snap: Columns | None = None
+
+    def snapshot(self) -> Columns:
+        """The columns as they are now, read-only (the same object until the next change)."""
+        if self._snap is None:
+            end = self._start + self.n
+            views = {}
+            for k, c in self._cols.items():
+                v = c[self._start : end]
+                v.flags.writeable = False
+                views[k] = v
+            self._snap = Columns(views, self.n, self.strings)
+        return self._snap
 
     def extend(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Append records; numbers (and bools) go to columns, strings to `strings`; returns rows added."""
@@ -140,6 +169,7 @@ class ColumnStore:
         for r in recs:
             keys.update(dict.fromkeys(r))
         self._reserve(self.n + k)
+        end = self._start + self.n
         filled = set()
         for key in keys:
             vals = [r.get(key) for r in recs]
@@ -155,12 +185,13 @@ class ColumnStore:
             col = self._cols.get(key)
             if col is None:
                 col = self._cols[key] = np.full(self._cap, np.nan)
-            col[self.n : self.n + k] = arr
+            col[end : end + k] = arr
             filled.add(key)
         for key, col in self._cols.items():
             if key not in filled:
-                col[self.n : self.n + k] = np.nan
+                col[end : end + k] = np.nan
         self.n += k
+        self._snap = None
         if self.max_rows is not None and self.n > self.max_rows:
             self.keep_last(self.max_rows)
         return k
@@ -178,23 +209,24 @@ class ColumnStore:
         return out if numeric or key in self._cols else None
 
     def keep_last(self, rows: int) -> None:
+        """Drop all but the last ``rows`` rows (by moving the start: no data moves under a snapshot)."""
         drop = self.n - rows
         if drop <= 0:
             return
-        for key, col in self._cols.items():
-            col[:rows] = col[drop : self.n]
-            self._cols[key] = col
+        self._start += drop
         self.n = rows
+        self._snap = None
 
     def _reserve(self, need: int) -> None:
-        if need <= self._cap:
+        """Room for ``need`` rows after the start; full buffers are copied into new ones, never moved in place."""
+        if self._start + need <= self._cap:
             return
-        cap = max(need, 2 * self._cap, 1024)
+        cap = max(need, 2 * self.n, 1024)
         for key, col in self._cols.items():
             new = np.full(cap, np.nan)
-            new[: self.n] = col[: self.n]
+            new[: self.n] = col[self._start : self._start + self.n]
             self._cols[key] = new
-        self._cap = cap
+        self._start, self._cap = 0, cap
 
 
 def _flatten(rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -297,6 +329,53 @@ def _header(cells: list[str]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class ResultsTable:
+    """results.csv as it was read at one moment (a `ResultsCsvTail.snapshot`): read-only, safe to share.
+
+    Attributes:
+        columns: Header cells, stripped.
+        epoch_rows: One dict per epoch (the last row of an epoch wins), ordered by epoch.
+        raw_rows: Data rows read, an epoch written twice counted twice.
+        damage_lines: What was skipped or repaired, in words.
+        raw: The data rows as read (the lists are never changed once read).
+    """
+
+    columns: tuple[str, ...] = ()
+    epoch_rows: tuple[dict[str, float], ...] = ()
+    damage_lines: tuple[str, ...] = ()
+    raw: tuple[list[float], ...] = field(default=(), repr=False)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def rows(self) -> list[dict[str, float]]:
+        """One dict per epoch (copies), ordered by epoch."""
+        return [dict(r) for r in self.epoch_rows]
+
+    def frame(self) -> Any:
+        """The table as a pandas DataFrame (columns stripped, deduplicated by epoch; do not modify: it is shared)."""
+        return self._frame
+
+    @cached_property
+    def _frame(self) -> Any:
+        # Built on first use only: the runs table polls every run, the charts need the frame of the one on screen.
+        import pandas as pd
+
+        if not self.raw:
+            return pd.DataFrame(columns=list(self.columns), dtype=float)
+        df = pd.DataFrame(list(self.raw), columns=list(self.columns))
+        return df.drop_duplicates(subset=self.columns[0], keep="last").sort_values(self.columns[0]).reset_index(drop=True)
+
+    def column(self, name: str) -> np.ndarray:
+        """Values of one column by epoch (deduplicated), NaN-filled when absent."""
+        return np.array([r.get(name, math.nan) for r in self.epoch_rows], dtype=float)
+
+    def damage(self) -> list[str]:
+        """What was skipped or repaired, in words (empty for a clean file)."""
+        return list(self.damage_lines)
+
+
 class ResultsCsvTail:
     """Incremental reader of Ultralytics' results.csv, whatever the release that wrote it.
 
@@ -325,7 +404,7 @@ class ResultsCsvTail:
         self.skipped_lines = 0  # lines dropped: no header yet, or no readable epoch number
         self.repaired_rows = 0  # rows kept with cells missing, extra or unreadable (NaN there)
         self.version = 0  # bumped on every change; cache keys use it
-        self._frame_cache: tuple[int, Any] | None = None
+        self._snap: tuple[int, ResultsTable] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -370,8 +449,25 @@ class ResultsCsvTail:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def damage(self) -> list[str]:
-        """What was skipped or repaired, in words (empty for a clean file)."""
+    def snapshot(self) -> ResultsTable:
+        """The table as read so far, read-only (the same object until the next change)."""
+        with self._lock:
+            if self._snap and self._snap[0] == self.version:
+                return self._snap[1]
+            by_epoch: dict[float, list[float]] = {}
+            for r in self._rows:
+                by_epoch[r[0]] = r
+            epochs = sorted(by_epoch, key=lambda e: (math.isnan(e), e))
+            snap = ResultsTable(
+                columns=tuple(self.columns),
+                epoch_rows=tuple(dict(zip(self.columns, by_epoch[e])) for e in epochs),
+                damage_lines=tuple(self._damage()),
+                raw=tuple(self._rows),
+            )
+            self._snap = (self.version, snap)
+            return snap
+
+    def _damage(self) -> list[str]:
         out = []
         if self.skipped_lines:
             out.append(f"skipped {self.skipped_lines} malformed line{'s' if self.skipped_lines != 1 else ''}")
@@ -380,33 +476,21 @@ class ResultsCsvTail:
             out.append(f"kept {n} damaged row{'s' if n != 1 else ''} with unreadable cells as gaps")
         return out
 
+    def damage(self) -> list[str]:
+        """What was skipped or repaired, in words (empty for a clean file)."""
+        return self.snapshot().damage()
+
     def rows(self) -> list[dict[str, float]]:
         """One dict per epoch (last row of an epoch wins), ordered by epoch."""
-        by_epoch: dict[float, list[float]] = {}
-        for r in self._rows:
-            by_epoch[r[0]] = r
-        return [dict(zip(self.columns, by_epoch[e])) for e in sorted(by_epoch, key=lambda e: (math.isnan(e), e))]
+        return self.snapshot().rows()
 
     def frame(self) -> Any:
         """The table as a pandas DataFrame (columns stripped, deduplicated by epoch), cached per version."""
-        import pandas as pd
-
-        with self._lock:
-            if self._frame_cache and self._frame_cache[0] == self.version:
-                return self._frame_cache[1]
-            if not self._rows:
-                df = pd.DataFrame(columns=self.columns, dtype=float)
-            else:
-                df = pd.DataFrame(self._rows, columns=self.columns)
-                df = df.drop_duplicates(subset=self.columns[0], keep="last").sort_values(self.columns[0])
-                df = df.reset_index(drop=True)
-            self._frame_cache = (self.version, df)
-            return df
+        return self.snapshot().frame()
 
     def column(self, name: str) -> np.ndarray:
         """Values of one column by epoch (deduplicated), NaN-filled when absent."""
-        rows = self.rows()
-        return np.array([r.get(name, math.nan) for r in rows], dtype=float)
+        return self.snapshot().column(name)
 
 
 def read_results_csv(path: str | os.PathLike[str]) -> Any:

@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from omr_core.training.record import RunRecord, RunState
 from omr_core.training.redo import set_aside_redone
 from omr_core.training.runs import (
     BATCHES,
@@ -25,8 +26,8 @@ from omr_core.training.runs import (
     append_jsonl,
     process_start_time,
     read_json,
-    read_run_json,
-    update_run_json,
+    read_run,
+    update_run,
 )
 
 #: Ultralytics log messages that are events, matched anywhere in the message (old and new wordings).
@@ -108,11 +109,11 @@ class Worker:
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.run_dir = Path(run_dir).resolve()
-        doc = read_run_json(self.run_dir)
+        doc = read_run(self.run_dir)
         if doc is None:
             raise SystemExit(f"omr worker: {self.run_dir / 'run.json'} is missing or unreadable")
         self.doc = doc
-        self.session = len(doc.get("history") or []) + 1
+        self.session = len(doc.history) + 1
         self.stop_signal = False  # SIGTERM received
         self.stopped_by_us = False  # we set trainer.stop
         self.stop_why = ""  # "at the end of epoch 3", "after batch 1/2 of epoch 3": said in the final reason
@@ -162,7 +163,7 @@ class Worker:
             self.stop_why = why
             trainer.stop = True
             # Recorded in run.json too: under DDP this runs in rank 0, not in the worker process that ends the run.
-            update_run_json(self.run_dir, stopping=True)
+            update_run(self.run_dir, stopping=True)
             append_event(self.run_dir, "stopping", f"Stopping {why}; a resumable checkpoint will be kept.",
                          epoch=int(trainer.epoch) + 1)
 
@@ -184,17 +185,17 @@ class Worker:
 
     def on_train_start(self, trainer: Any) -> None:
         changes: dict[str, Any] = {"epochs": int(trainer.epochs), "start_epoch": int(trainer.start_epoch)}
-        if self.doc.get("mode") != "resume":
+        if self.doc.mode != "resume":
             # Ultralytics rewrites args.yaml on resume (model=last.pt, resolved optimizer): keep the first session's.
             changes["train_args"] = {k: _jsonable(v) for k, v in vars(trainer.args).items()}
-        update_run_json(self.run_dir, changes)
+        update_run(self.run_dir, **changes)
 
     def on_train_epoch_start(self, trainer: Any) -> None:
         self.batch_i = 0
         self.batch_n = len(trainer.train_loader)
         self.t_prev = time.time()
-        update_run_json(self.run_dir, phase="train", phase_since=self.t_prev, epoch=int(trainer.epoch) + 1,
-                        batches=self.batch_n)
+        update_run(self.run_dir, phase="train", phase_since=self.t_prev, epoch=int(trainer.epoch) + 1,
+                   batches=self.batch_n)
 
     def on_train_batch_end(self, trainer: Any) -> None:
         now = time.time()
@@ -240,7 +241,7 @@ class Worker:
         self.t_val = time.time()
         if not _ddp() and (self.stop_pending_epoch or self._stop_mode()):
             self._request_stop(trainer, f"at the end of epoch {trainer.epoch + 1}")
-        update_run_json(self.run_dir, phase="val", phase_since=self.t_val)
+        update_run(self.run_dir, phase="val", phase_since=self.t_val)
 
     def on_model_save(self, trainer: Any) -> None:
         self.saved_epoch = int(trainer.epoch) + 1
@@ -249,7 +250,7 @@ class Worker:
         now = time.time()
         if self.after_loop:  # Ultralytics' final validation of best.pt
             metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
-            update_run_json(self.run_dir, final_metrics=metrics, phase="final", phase_since=now)
+            update_run(self.run_dir, final_metrics=metrics, phase="final", phase_since=now)
             return
         if not trainer.stop and (self.stop_pending_epoch or self._stop_mode()):  # asked during validation, or DDP
             self._request_stop(trainer, f"at the end of epoch {trainer.epoch + 1}")
@@ -269,7 +270,7 @@ class Worker:
                     os.replace(tmp, self.run_dir / RESUMABLE)
                     self.copied_resumable = True
                     changes.update(resume_from=RESUMABLE, checkpoint_epoch=self.saved_epoch)
-        update_run_json(self.run_dir, changes)
+        update_run(self.run_dir, **changes)
 
     def _guard(self, fn: Any) -> Any:
         def wrapped(trainer: Any) -> None:
@@ -309,7 +310,7 @@ class Worker:
         from omr_core.training.runs import BEST
         from omr_core.training.scale import TrainingScale, stamp_checkpoint
 
-        scale = TrainingScale.from_dict(self.doc.get("scale"))
+        scale = TrainingScale.from_dict(self.doc.scale)
         if scale is None or _rank() > 0:
             return
         for rel in (BEST, LAST):
@@ -324,8 +325,8 @@ class Worker:
         from ultralytics import YOLO
 
         doc = self.doc
-        if doc.get("mode") == "resume":
-            ckpt = self.run_dir / str(doc.get("resume_from") or RESUMABLE)
+        if doc.mode == "resume":
+            ckpt = self.run_dir / (doc.resume_from or RESUMABLE)
             if not ckpt.is_file():
                 raise RuntimeError(f"cannot resume: checkpoint {ckpt} is missing")
             model = YOLO(str(ckpt))
@@ -336,9 +337,11 @@ class Worker:
                     f"start a new run with model={ckpt} to fine-tune from it instead"
                 )
             self._set_aside_redone(int(meta["epoch"]) + 1)
-            kwargs = {**(doc.get("resume_args") or {}), "resume": True, "save_dir": str(self.run_dir)}
+            kwargs = {**doc.resume_args, "resume": True, "save_dir": str(self.run_dir)}
             return model, kwargs
-        spec = doc["spec"]
+        spec = doc.spec
+        if spec is None:
+            raise RuntimeError(f"{self.run_dir / 'run.json'} has no spec: launch the run with `omr train`")
         model = YOLO(spec["model"])
         kwargs = {**spec["args"], "data": spec["data"], "project": str(self.run_dir.parent),
                   "name": self.run_dir.name, "exist_ok": True}
@@ -360,16 +363,16 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         pid = os.getpid()
         started = time.time()
-        update_run_json(self.run_dir, state="running", pid=pid, pid_create_time=process_start_time(pid),
-                        started=started, ended=None, exit_code=None, reason="", phase="setup", phase_since=started,
-                        stopping=False,
-                        session=self.session, python=sys.executable)
+        update_run(self.run_dir, state=RunState.RUNNING, pid=pid, pid_create_time=process_start_time(pid),
+                   started=started, ended=None, exit_code=None, reason="", phase="setup", phase_since=started,
+                   stopping=False,
+                   session=self.session, python=sys.executable)
         _terminate_partial_line(self.run_dir / BATCHES)
         sampler = None
         try:
             sampler = Sampler(
                 self.run_dir / "gpu.jsonl",
-                interval=float(self.doc.get("sample_interval") or 1.0),
+                interval=self.doc.sample_interval or 1.0,
                 root_pid=pid,
                 on_event=self._record_event,
                 on_sample=self._on_sample,
@@ -379,7 +382,7 @@ class Worker:
 
         ulog = logging.getLogger("ultralytics")
         handler = _EventHandler(self.run_dir)
-        state, reason, code = "finished", "", 0
+        state, reason, code = RunState.FINISHED, "", 0
         try:
             model, kwargs = self._model_and_kwargs()
             ulog.addHandler(handler)  # after the import, which configures the logger
@@ -388,12 +391,12 @@ class Worker:
                 model.add_callback(event, self._guard(getattr(self, event)))
             model.train(**kwargs)
             self._stamp_scale()
-            doc = read_run_json(self.run_dir) or {}
-            done, planned = doc.get("epochs_done") or 0, doc.get("epochs") or 0
-            if (self.stopped_by_us or doc.get("stopping")) and done < planned:  # a stop in the last epoch finished it
-                state, reason = "stopped", f"stopped on request {self.stop_why}".strip()
+            now_doc = read_run(self.run_dir) or RunRecord()
+            done, planned = now_doc.epochs_done or 0, now_doc.epochs or 0
+            if (self.stopped_by_us or now_doc.stopping) and done < planned:  # a stop in the last epoch finished it
+                state, reason = RunState.STOPPED, f"stopped on request {self.stop_why}".strip()
         except BaseException as exc:  # KeyboardInterrupt and SystemExit too: the run must not stay "running"
-            state, code = "failed", 1
+            state, code = RunState.FAILED, 1
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:500]
             kind = "cuda_oom" if "out of memory" in str(exc).lower() else "exception"
             append_event(self.run_dir, kind, f"{type(exc).__name__}: {reason}",
@@ -406,13 +409,13 @@ class Worker:
         ended = time.time()
         changes: dict[str, Any] = {"state": state, "reason": reason, "exit_code": code, "ended": ended,
                                    "duration_s": ended - started, "phase": None}
-        if state == "finished":
+        if state == RunState.FINISHED:
             changes["resume_from"] = None
             (self.run_dir / RESUMABLE).unlink(missing_ok=True)
-        elif state == "stopped" and not (self.run_dir / RESUMABLE).is_file():
+        elif state == RunState.STOPPED and not (self.run_dir / RESUMABLE).is_file():
             changes["resume_from"] = None
         (self.run_dir / STOP_REQUEST).unlink(missing_ok=True)
-        update_run_json(self.run_dir, changes)
+        update_run(self.run_dir, **changes)
         return code
 
 

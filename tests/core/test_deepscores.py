@@ -15,12 +15,8 @@ import pandas as pd
 import pytest
 
 from omr_core.datasets import deepscores as dsmod
-from omr_core.datasets.deepscores import (
-    ANNOTATION_COLUMNS,
-    IMAGE_COLUMNS,
-    DeepScoresData,
-    load_deepscores,
-)
+from omr_core.datasets.deepscores import load_deepscores
+from omr_core.datasets.tables import ANNOTATION_COLUMNS, IMAGE_COLUMNS, AnnotationTables, LoadIssue
 from omr_core.errors import DataFormatError
 from tests.conftest import REAL_SAMPLE, REPO
 
@@ -36,7 +32,7 @@ def real_doc() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def real() -> DeepScoresData:
+def real() -> AnnotationTables:
     return load_deepscores(REAL)
 
 
@@ -50,13 +46,13 @@ def _copy(doc: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(doc))
 
 
-def _issue(data: DeepScoresData, kind: str) -> dsmod.LoadIssue:
+def _issue(data: AnnotationTables, kind: str) -> LoadIssue:
     found = [i for i in data.issues if i.kind == kind]
     assert len(found) == 1, f"expected one {kind} issue, got {data.issues_text()}"
     return found[0]
 
 
-def _kinds(data: DeepScoresData) -> set[str]:
+def _kinds(data: AnnotationTables) -> set[str]:
     return {i.kind for i in data.issues}
 
 
@@ -68,7 +64,7 @@ def _careful(monkeypatch: pytest.MonkeyPatch) -> None:
 # ------------------------------------------------------------------------------------------------ the real file
 
 
-def test_real_file_shape_and_dtypes(real: DeepScoresData) -> None:
+def test_real_file_shape_and_dtypes(real: AnnotationTables) -> None:
     assert len(real.images) == 10
     # Every one of the 7,404 annotations carries a deepscores id (32 of them have a null muscima++ id), so the
     # deepscores-set count equals the file's annotation count.
@@ -86,7 +82,7 @@ def test_real_file_shape_and_dtypes(real: DeepScoresData) -> None:
     assert a["ann_id"].is_unique
 
 
-def test_real_file_counts_match_an_independent_count(real: DeepScoresData, real_doc: dict[str, Any]) -> None:
+def test_real_file_counts_match_an_independent_count(real: AnnotationTables, real_doc: dict[str, Any]) -> None:
     with CATEGORIES_CSV.open(encoding="utf-8") as f:
         official = {int(r["id"]): r["name"] for r in csv.DictReader(f)}
     expected = Counter(official[int(a["cat_id"][0])] for a in real_doc["annotations"].values())
@@ -105,7 +101,7 @@ def test_real_file_counts_match_an_independent_count(real: DeepScoresData, real_
     )
 
 
-def test_real_file_values_of_one_annotation(real: DeepScoresData, real_doc: dict[str, Any]) -> None:
+def test_real_file_values_of_one_annotation(real: AnnotationTables, real_doc: dict[str, Any]) -> None:
     src = real_doc["annotations"]["160133"]
     row = real.annotations.set_index("ann_id").loc["160133"]
     assert [row.x0, row.y0, row.x1, row.y1] == src["a_bbox"]
@@ -118,7 +114,7 @@ def test_real_file_values_of_one_annotation(real: DeepScoresData, real_doc: dict
     assert (real.annotations["duration"] == "8*2/3").sum() == sum("duration:8*2/3;" in c for c in comments)
 
 
-def test_real_file_issues(real: DeepScoresData) -> None:
+def test_real_file_issues(real: AnnotationTables) -> None:
     assert _kinds(real) == {"degenerate_box", "image_file_missing"}
     deg = _issue(real, "degenerate_box")
     assert deg.count == 2 and set(deg.examples) == {"407380", "407485"} and not deg.dropped
@@ -130,7 +126,7 @@ def test_real_file_issues(real: DeepScoresData) -> None:
     assert all(line.startswith(("degenerate_box:", "image_file_missing:")) for line in real.issues_text())
 
 
-def test_fast_and_careful_paths_give_identical_tables(real: DeepScoresData, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_and_careful_paths_give_identical_tables(real: AnnotationTables, monkeypatch: pytest.MonkeyPatch) -> None:
     _careful(monkeypatch)
     slow = load_deepscores(REAL)
     pd.testing.assert_frame_equal(real.images, slow.images)
@@ -152,7 +148,7 @@ def test_fast_path_is_used_for_released_and_compact_spacing(
 
 
 @pytest.mark.parametrize("chunk", [8 << 20, 50_000, 2_000])
-def test_chunked_fast_path_reads_the_same(real: DeepScoresData, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+def test_chunked_fast_path_reads_the_same(real: AnnotationTables, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     # the annotations are rewritten and parsed in pieces: 1 piece, ~33 pieces, ~800 pieces of ~9 annotations
     monkeypatch.setattr(dsmod, "_CHUNK_BYTES", chunk)
     careful = _spy_careful(monkeypatch)
@@ -171,7 +167,7 @@ def test_chunked_fast_path_reads_the_same(real: DeepScoresData, monkeypatch: pyt
 
 @pytest.mark.parametrize("block_size", [8 << 20, 64 << 10])
 def test_pretty_printed_file_reads_the_same(
-    tmp_path: Path, real_doc: dict[str, Any], real: DeepScoresData, monkeypatch: pytest.MonkeyPatch, block_size: int
+    tmp_path: Path, real_doc: dict[str, Any], real: AnnotationTables, monkeypatch: pytest.MonkeyPatch, block_size: int
 ) -> None:
     # indent=2 puts newlines inside every annotation; small blocks and chunks cut the lines into many tasks
     monkeypatch.setattr(dsmod, "_BLOCK_SIZE", block_size)
@@ -186,7 +182,7 @@ def test_pretty_printed_file_reads_the_same(
 
 @pytest.mark.parametrize("order", ["annotations first", "info last"])
 def test_other_key_orders_read_the_same(
-    tmp_path: Path, real_doc: dict[str, Any], real: DeepScoresData, order: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, real_doc: dict[str, Any], real: AnnotationTables, order: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     careful = _spy_careful(monkeypatch)
     if order == "annotations first":

@@ -12,7 +12,8 @@ import yaml
 from PIL import Image
 
 from omr_core.classes import class_table
-from omr_core.datasets.deepscores import ANNOTATION_COLUMNS, IMAGE_COLUMNS, deepscores_names, load_deepscores
+from omr_core.datasets.deepscores import deepscores_names, load_deepscores
+from omr_core.datasets.tables import ANNOTATION_COLUMNS, IMAGE_COLUMNS
 from omr_core.datasets.yolo import (
     label_path_for,
     load_yolo,

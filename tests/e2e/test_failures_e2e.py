@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ARTIFACTS, REPO
+from omr_core.review.evaluate import evaluate
+from tests.conftest import ARTIFACTS
+from tests.core.review.test_evaluate_fixture import install_run, trained_run
 from tests.e2e.conftest import start_server, stop_server, wait_for_app
-
-sys.path.insert(0, str(REPO / "tests" / "core" / "review"))
-from test_evaluate_fixture import install_run, trained_run  # noqa: E402
-
-from omr_core.review.evaluate import evaluate  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

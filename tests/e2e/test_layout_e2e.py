@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ARTIFACTS, REPO
+from tests.conftest import ARTIFACTS
+from tests.core.review.recon_fixtures import draw_page, notehead, png_bytes, stem
 from tests.e2e.conftest import wait_for_app
-
-sys.path.insert(0, str(REPO / "tests" / "core" / "review"))
-from recon_fixtures import draw_page, notehead, png_bytes, stem  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -105,8 +103,7 @@ def test_training_and_compare_are_not_clipped(dashboard_env: dict[str, str], das
 
     import psutil
 
-    sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
-    from run_fixtures import write_run
+    from tests.core.training.run_fixtures import write_run
 
     runs = Path(dashboard_env["OMR_WORKSPACE"]) / "runs"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
@@ -133,9 +130,8 @@ def test_training_and_compare_are_not_clipped(dashboard_env: dict[str, str], das
 def test_failures_page_is_not_clipped(
     tmp_path_factory: pytest.TempPathFactory, dashboard_env: dict[str, str], dashboard_server: str, browser_page: Any
 ) -> None:
-    from test_evaluate_fixture import install_run, trained_run
-
     from omr_core.review.evaluate import evaluate
+    from tests.core.review.test_evaluate_fixture import install_run, trained_run
 
     run = trained_run(tmp_path_factory.mktemp("evaluate-layout"))
     installed = install_run(run.run, Path(dashboard_env["OMR_WORKSPACE"]) / "runs")

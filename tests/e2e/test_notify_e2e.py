@@ -4,20 +4,17 @@ link from a message opens that run."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import ARTIFACTS, REPO
+from tests.conftest import ARTIFACTS
+from tests.core.training.run_fixtures import write_run
 from tests.e2e.conftest import wait_for_app
 from tests.e2e.test_training_e2e import _click, wait_text
 from tests.notify_receiver import SECRET, Receiver
-
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
-from run_fixtures import write_run  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,10 @@ import pytest
 
 from omr_core.training import queue
 from omr_core.training.spec import build_spec
-from tests.conftest import ARTIFACTS, REPO
+from tests.conftest import ARTIFACTS
+from tests.core.training.run_fixtures import write_run
 from tests.e2e.conftest import start_server, stop_server, wait_for_app
 from tests.e2e.test_training_e2e import wait_text
-
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
-from run_fixtures import write_run  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -16,11 +16,9 @@ import pytest
 from omr_core.training import launcher
 from omr_core.training.runs import RunView
 from tests.conftest import ARTIFACTS, REPO
+from tests.core.training.tiny_dataset import make_tiny_dataset
 from tests.e2e.conftest import wait_for_app
 from tests.e2e.test_training_e2e import _click, wait_text
-
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
-from tiny_dataset import make_tiny_dataset  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

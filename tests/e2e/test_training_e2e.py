@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ARTIFACTS, REPO
+from tests.core.training.tiny_dataset import make_tiny_dataset
 from tests.e2e.conftest import start_server, stop_server, wait_for_app
-
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
-from tiny_dataset import make_tiny_dataset  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

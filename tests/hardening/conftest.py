@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
-from tests.conftest import ARTIFACTS, REPO
+from tests.conftest import ARTIFACTS
 from tests.hardening.fuzzlib import CASES, OUTCOMES
 
 # Run-folder and dataset writers shared with the training tests (real files, written the way the worker does).
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.training import launcher
-from omr_core.training.runs import RunSummary, RunView, process_alive, read_run_json
+from omr_core.training.runs import RunSummary, RunView, process_alive, read_run
 from tests.conftest import REPO
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -77,9 +77,9 @@ def test_dashboard_sigkill_run_survives_reattach_and_stop(tmp_path: Path, monkey
         assert line.strip() == "launched", (line, dash.stderr.read() if dash.poll() is not None else "")
         view = RunView(run_dir)
         wait_for(view, lambda s: s.state == "running" and (s.batch or 0) >= 1)
-        doc = read_run_json(run_dir)
+        doc = read_run(run_dir)
         assert doc is not None
-        worker_pid, ctime = doc["pid"], doc["pid_create_time"]
+        worker_pid, ctime = doc.pid, doc.pid_create_time
 
         os.killpg(dash.pid, signal.SIGKILL)  # the dashboard dies without a word (OOM killer, kill -9, power cut)
         assert dash.wait(10) == -signal.SIGKILL
@@ -112,5 +112,5 @@ def test_dashboard_sigkill_run_survives_reattach_and_stop(tmp_path: Path, monkey
         if dash.poll() is None:
             os.killpg(dash.pid, signal.SIGKILL)
             dash.wait(10)
-        if worker_pid and read_run_json(run_dir) and RunView(run_dir).poll().summary().live:
+        if worker_pid and read_run(run_dir) and RunView(run_dir).poll().summary().live:
             launcher.kill("victim", tmp_path / "runs")

@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
-from run_fixtures import write_run
 from streamlit.testing.v1 import AppTest
 
 from omr_core.cli import main
 from omr_core.training.runs import RunView
 from tests.conftest import REPO
+from tests.core.training.run_fixtures import write_run
 
 APP = str(REPO / "dashboard" / "app.py")
 

@@ -15,7 +15,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omr_core.datasets.deepscores import ANNOTATION_COLUMNS, IMAGE_COLUMNS, deepscores_names, load_deepscores
+from omr_core.datasets.deepscores import deepscores_names, load_deepscores
+from omr_core.datasets.tables import ANNOTATION_COLUMNS, IMAGE_COLUMNS
 from omr_core.errors import DataFormatError
 from tests.conftest import REAL_SAMPLE
 from tests.hardening.fuzzlib import FUZZ_EXAMPLES, HARDENING, outcome_of, ran, scratch_dir

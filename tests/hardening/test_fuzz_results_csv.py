@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from hypothesis import example, given
 from hypothesis import strategies as st
-from run_fixtures import HEADER, results_row
 
 from omr_core.training.tail import ResultsCsvTail
+from tests.core.training.run_fixtures import HEADER, results_row
 from tests.hardening.fuzzlib import FUZZ_EXAMPLES, HARDENING, count_case, outcome_of, ran, scratch_dir
 
 #: A results.csv as Ultralytics 8.3.9+ writes it (12 epochs).

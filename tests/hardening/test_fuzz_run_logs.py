@@ -6,7 +6,6 @@ that fills up); the Training page must still draw: runs-table row, alerts, last-
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,13 @@ import orjson
 import psutil
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from run_fixtures import HEADER, batch_record, gpu_record, results_row
 
+from dashboard.ui.training import last_values_text, live_figures, runs_table
 from omr_core.training.alerts import evaluate
 from omr_core.training.runs import RunView, atomic_write_json
 from omr_core.training.tail import JsonlTail
-from tests.conftest import REPO
+from tests.core.training.run_fixtures import HEADER, batch_record, gpu_record, results_row
 from tests.hardening.fuzzlib import FUZZ_EXAMPLES, HARDENING, count_case, ran, scratch_dir
-
-sys.path.insert(0, str(REPO / "dashboard"))
-from ui.training import last_values_text, live_figures, runs_table  # noqa: E402
 
 _TMP = scratch_dir("omr-fuzz-logs-")
 

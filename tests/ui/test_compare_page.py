@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.core.training.run_fixtures import write_run
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
 DATA = REPO / "tests" / "data" / "ultralytics_runs"  # real run folders from public repositories
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
-
-from run_fixtures import write_run  # noqa: E402
 
 
 @pytest.fixture

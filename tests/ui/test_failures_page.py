@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from omr_core.review.evaluate import evaluate
+from tests.core.review.test_evaluate_fixture import NAMES, TrainedRun, install_run, trained_run
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-sys.path.insert(0, str(REPO / "tests" / "core" / "review"))
-
-from test_evaluate_fixture import NAMES, TrainedRun, install_run, trained_run  # noqa: E402
-
-from omr_core.review.evaluate import evaluate  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

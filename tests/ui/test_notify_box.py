@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import stat
-import sys
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from omr_core.notify import settings_path
+from tests.core.training.run_fixtures import write_run
 from tests.notify_receiver import SECRET, Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
 
-from run_fixtures import write_run  # noqa: E402
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,19 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.core.review.recon_fixtures import (
+    bomb_png,
+    deepscores_names,
+    draw_page,
+    four_line_page,
+    make_model,
+    notehead,
+    png_bytes,
+    stem,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-sys.path.insert(0, str(REPO / "tests" / "core" / "review"))
-
-from recon_fixtures import bomb_png, deepscores_names, draw_page, four_line_page, make_model, notehead, png_bytes, stem  # noqa: E402
 
 
 @pytest.fixture

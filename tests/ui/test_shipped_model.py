@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from omr_core.review.models import list_models, shipped_models
+from omr_core.workspace import Workspace
+from tests.core.review.recon_fixtures import deepscores_names, make_model
+from tests.tiny_reading_model import TinyModel, train_tiny_reading_model
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-sys.path.insert(0, str(REPO / "tests" / "core" / "review"))
-
-from recon_fixtures import deepscores_names, make_model  # noqa: E402
-
-from omr_core.review.models import list_models, shipped_models  # noqa: E402
-from omr_core.workspace import Workspace  # noqa: E402
-from tests.tiny_reading_model import TinyModel, train_tiny_reading_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

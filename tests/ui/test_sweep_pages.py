@@ -15,13 +15,12 @@ from streamlit.testing.v1 import AppTest
 
 from omr_core.training import queue, sweep
 from omr_core.training.runs import append_jsonl
+from tests.core.training.run_fixtures import write_run
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
 
-from run_fixtures import write_run  # noqa: E402
-from tiny_dataset import make_tiny_dataset  # noqa: E402
 
 
 @pytest.fixture

@@ -14,14 +14,12 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from omr_core.training.runs import append_event, read_run
+from tests.core.training.run_fixtures import write_run
+from tests.core.training.tiny_dataset import make_tiny_dataset
+
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-sys.path.insert(0, str(REPO / "tests" / "core" / "training"))
-
-from run_fixtures import write_run  # noqa: E402
-from tiny_dataset import make_tiny_dataset  # noqa: E402
-
-from omr_core.training.runs import append_event, read_run_json  # noqa: E402
 
 
 @pytest.fixture
@@ -106,8 +104,8 @@ def test_stop_and_kill_buttons(workspace: Path, sleeper: subprocess.Popen[bytes]
     assert any("Stop requested: Finishes epoch 5" in i.value for i in at.info), [i.value for i in at.info]
     at.button(key="kill_live").click().run()
     assert sleeper.wait(10) == -9
-    doc = read_run_json(workspace / "runs" / "live")
-    assert doc is not None and doc["state"] == "failed" and "killed" in doc["reason"]
+    doc = read_run(workspace / "runs" / "live")
+    assert doc is not None and doc.state == "failed" and "killed" in doc.reason
 
 
 def test_delete_needs_confirmation(workspace: Path) -> None:
@@ -144,9 +142,9 @@ def test_launch_from_the_page_starts_a_detached_run(workspace: Path) -> None:
     at.text_input(key="tr_name").input("from-page")
     at.button(key="tr_launch").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    doc = read_run_json(workspace / "runs" / "from-page")
-    assert doc is not None and doc["spec"]["preset"] == "smoke-test" and doc["args"]["imgsz"] == 64
-    assert doc["pid"] and psutil.Process(doc["pid"]).create_time() == pytest.approx(doc["pid_create_time"], abs=0.5)
+    doc = read_run(workspace / "runs" / "from-page")
+    assert doc is not None and doc.spec["preset"] == "smoke-test" and doc.args["imgsz"] == 64
+    assert doc.pid and psutil.Process(doc.pid).create_time() == pytest.approx(doc.pid_create_time, abs=0.5)
     from omr_core.training.launcher import kill
 
     kill("from-page", workspace / "runs")

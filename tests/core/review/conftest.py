@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_evaluate_fixture import SIZE, TrainedRun, trained_run  # noqa: E402
-
 from omr_core.review.evaluate import Evaluation, evaluate
+from tests.core.review.test_evaluate_fixture import SIZE, TrainedRun, trained_run
 
 #: The tiny model is weak, so the tests use a threshold its correct detections pass.
 CONF = 0.1

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
-# The shared fixture module is imported by its file name from every test module (one training per session).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_evaluate_fixture import NAMES, SIZE, TrainedRun, copy_dataset  # noqa: E402
 
 from omr_core.cli import main
 from omr_core.review import evaluate as evaluate_mod
@@ -29,6 +24,9 @@ from omr_core.review.evaluate_confidence import class_curves, confidence_table
 from omr_core.review.evaluate_crops import GT_COLOR, PRED_COLOR, case_boxes, crop_case
 from omr_core.review.evaluate_match import box_iou, claim_all
 from omr_core.review.evaluate_report import export_evaluation, per_class_export
+
+# The shared fixture module is imported by its file name from every test module (one training per session).
+from tests.core.review.test_evaluate_fixture import NAMES, SIZE, TrainedRun, copy_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """A real trained detector for evaluation tests: drawn DeepScoresV2-named symbols, trained ~45 s on the CPU.
 
-Import it as ``test_evaluate_fixture`` (pytest puts this folder on sys.path) so every test module of a session
-shares one trained model through `trained_run`.
+Import it as ``tests.core.review.test_evaluate_fixture`` (the name pytest gives it too) so every test module of a
+session shares one trained model through `trained_run`.
 """
 
 from __future__ import annotations

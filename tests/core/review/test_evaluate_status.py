@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_evaluate_fixture import SIZE, TrainedRun, copy_dataset  # noqa: E402
-
 from omr_core.review.evaluate import Evaluation, evaluate
 from omr_core.review.evaluate_match import box_iou
 from omr_core.review.evaluate_report import per_class_export
+from tests.core.review.test_evaluate_fixture import SIZE, TrainedRun, copy_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon_fixtures import bomb_png, draw_page, png_bytes  # noqa: E402
-
-from omr_core.review.images import ImageLoadError, load_page, page_count, sniff  # noqa: E402
+from omr_core.review.images import ImageLoadError, load_page, page_count, sniff
+from tests.core.review.recon_fixtures import bomb_png, draw_page, png_bytes
 
 
 @pytest.fixture(scope="module")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon_fixtures import deepscores_names, draw_page, make_model  # noqa: E402
-
-from omr_core.classes import GROUPS, class_table  # noqa: E402
-from omr_core.review.inference import (  # noqa: E402
+from omr_core.classes import GROUPS, class_table
+from omr_core.review.inference import (
     ModelError,
     _not_cut,
     describe_names,
@@ -22,6 +18,7 @@ from omr_core.review.inference import (  # noqa: E402
     predict,
     tile_origins,
 )
+from tests.core.review.recon_fixtures import deepscores_names, draw_page, make_model
 
 
 @pytest.fixture(scope="module")

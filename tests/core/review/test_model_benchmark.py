@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +58,7 @@ def test_omr_bench_model_verb_and_bench_script(tiny: TinyModel, tmp_path: Path, 
     assert len(d["pages"]) == 2 and d["inference"].startswith("tiled 640 px") and set(d["per_class"]) == set(DEGRADES)
     assert "whole review, s/page on one core" in capsys.readouterr().out
     assert main(["bench", "model", "--model", str(tiny.weights), "--seed", "101"]) == 2  # the reference's own pages
-    sys.path.insert(0, str(REPO / "bench"))
-    import bench_model
+    from bench import bench_model
 
     assert bench_model.main([])[0]["value"].startswith("skipped")  # no shipped model in the test environment
     rows = bench_model.main(["--model", str(tiny.weights), "--pages", "1", "--work", str(tmp_path / "w")])

@@ -237,11 +237,10 @@ def test_omr_read_of_an_image_with_a_model_without_notehead_classes(
     clean_ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Bad input that still gives what can be read: the staves and measures, as a score of rests."""
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from music21 import converter
-    from recon_fixtures import make_model
+
+    from tests.core.review.recon_fixtures import make_model
 
     model = make_model(tmp_path / "animals.pt", {0: "cat", 1: "dog"})
     page = load_deepscores_page(clean_ds, 0)
@@ -265,10 +264,8 @@ def test_omr_bench_read_prints_pages_and_the_targets(clean_ds: Path, capsys: pyt
 
 def test_omr_bench_read_from_a_model_reads_its_detections(clean_ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The model half of the benchmark runs on any detector; an untrained one reads nothing and fails the targets."""
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from recon_fixtures import deepscores_names, make_model
+    from tests.core.review.recon_fixtures import deepscores_names, make_model
 
     model = make_model(tmp_path / "untrained.pt", deepscores_names())
     rc = cli_main(["bench", "read", str(clean_ds), "--limit", "1", "--model", str(model), "--wrong", "2"])

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon_fixtures import draw_page, engraved, ledger, notehead, stem  # noqa: E402
-
-from omr_core.errors import DataFormatError  # noqa: E402
-from omr_core.review.reconstruct import Notehead, parse_noteheads, reconstruct  # noqa: E402
+from omr_core.errors import DataFormatError
+from omr_core.review.reconstruct import Notehead, parse_noteheads, reconstruct
+from tests.core.review.recon_fixtures import draw_page, engraved, ledger, notehead, stem
 
 SP = 20
 # draw_page(tops=(300,)): line centres 301, 321, 341, 361, 381 (middle line 341).

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon_fixtures import (  # noqa: E402
+from omr_core.cli import main
+from tests.conftest import REAL_SAMPLE
+from tests.core.review.recon_fixtures import (
     bomb_png,
     deepscores_names,
     draw_page,
@@ -21,9 +21,6 @@ from recon_fixtures import (  # noqa: E402
     png_bytes,
     stem,
 )
-
-from omr_core.cli import main  # noqa: E402
-from tests.conftest import REAL_SAMPLE  # noqa: E402
 
 
 @pytest.fixture

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon_fixtures import draw_page, engraved, four_line_page, rotate  # noqa: E402
-
-from omr_core.review.staff import NoStaffError, binarize, detect_staves, long_line_warning, measure  # noqa: E402
+from omr_core.review.staff import NoStaffError, binarize, detect_staves, long_line_warning, measure
+from tests.core.review.recon_fixtures import draw_page, engraved, four_line_page, rotate
 
 
 def test_measure_finds_thickness_and_space() -> None:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recon_fixtures import deepscores_names, make_model  # noqa: E402
-
-from omr_core.cli import main  # noqa: E402
-from omr_core.review.images import load_page  # noqa: E402
-from omr_core.review.inference import load_model, plan_inference, tile_origins  # noqa: E402
-from omr_core.review.pipeline import review_page  # noqa: E402
-from omr_core.training.scale import CKPT_KEY, TrainingScale  # noqa: E402
-from tests.tiny_reading_model import TinyModel, train_tiny_reading_model  # noqa: E402
+from omr_core.cli import main
+from omr_core.review.images import load_page
+from omr_core.review.inference import load_model, plan_inference, tile_origins
+from omr_core.review.pipeline import review_page
+from omr_core.training.scale import CKPT_KEY, TrainingScale
+from tests.core.review.recon_fixtures import deepscores_names, make_model
+from tests.tiny_reading_model import TinyModel, train_tiny_reading_model
 
 pytestmark = pytest.mark.slow
 RECORD = {"tile": 640, "overlap": 0.2, "imgsz": 64, "scale": 1.0}
@@ -37,11 +34,11 @@ def test_run_json_and_weights_record_the_scale(tiny: TinyModel) -> None:
     import torch
     from ultralytics import YOLO
 
-    from omr_core.training.runs import read_run_json
+    from omr_core.training.runs import read_run
 
     assert json.loads((tiny.data_yaml.parent / "dataset_scale.json").read_text())["tile"] == 640
-    doc = read_run_json(tiny.run_dir)
-    assert doc is not None and doc["scale"] == RECORD  # the run's own imgsz (64), not the convert preset's 320
+    doc = read_run(tiny.run_dir)
+    assert doc is not None and doc.scale == RECORD  # the run's own imgsz (64), not the convert preset's 320
     for name in ("best.pt", "last.pt"):
         ckpt = torch.load(tiny.run_dir / "weights" / name, map_location="cpu", weights_only=False)
         assert ckpt[CKPT_KEY] == RECORD and ckpt["train_args"]["imgsz"] == 64

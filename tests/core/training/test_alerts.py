@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 
 from omr_core.training.alerts import Thresholds, evaluate, event_alerts, live_alerts
-from omr_core.training.runs import RunView, append_event, append_jsonl, atomic_write_json
+from omr_core.training.runs import RunView, append_event, append_jsonl, atomic_write_json, update_run
 
 NOW = 1_800_000_000.0
 
@@ -58,7 +58,7 @@ def test_stalled_training_and_validation(tmp_path: Path) -> None:
     v = tmp_path / "v"
     v.mkdir()
     d2 = _run(v, phase="val", phase_since=NOW - 7200)
-    atomic_write_json(d2 / "run.json", {**(RunView(d2).poll().doc or {}), "val_seconds": 60.0})
+    update_run(d2, val_seconds=60.0)
     assert kinds(live_alerts(RunView(d2).poll(), NOW)) == {"stalled"}
     assert live_alerts(RunView(d2).poll(), NOW - 7200 + 600) == []
 
@@ -118,7 +118,7 @@ def _epoch(e: int, cls: float, m50: float = 0.2, box: float = 1.5, train_cls: fl
 def test_divergence_without_nan(tmp_path: Path) -> None:
     # The reported run: lr0 = 1, val/cls_loss 5.8e21 at epoch 4, never non-finite.
     d = _run(tmp_path)
-    atomic_write_json(d / "run.json", {**(RunView(d).poll().doc or {}), "args": {"epochs": 10, "lr0": 1.0}})
+    update_run(d, args={"epochs": 10, "lr0": 1.0})
     _batches(d, [1.0] * 20)
     _results(d, [_epoch(1, 3.1, train_cls=3.5), _epoch(2, 4.0e3, train_cls=60), _epoch(3, 2.2e12, train_cls=900),
                  _epoch(4, 5.8e21, train_cls=2e4)])
@@ -169,8 +169,7 @@ def test_healthy_losses_and_noise_do_not_alert(tmp_path: Path) -> None:
 
 def _flat_run(tmp_path: Path, batch: int, nbs: int, nb: int, epochs_done: int = 3) -> RunView:
     d = _run(tmp_path)
-    atomic_write_json(d / "run.json", {**(RunView(d).poll().doc or {}),
-                                       "args": {"epochs": 8, "batch": batch, "nbs": nbs, "warmup_epochs": 3.0}})
+    update_run(d, args={"epochs": 8, "batch": batch, "nbs": nbs, "warmup_epochs": 3.0})
     for e in range(epochs_done):
         for i in range(nb):
             append_jsonl(d / "batches.jsonl", {"t": NOW - 100 + e * nb + i, "epoch": e, "i": i + 1, "nb": nb,

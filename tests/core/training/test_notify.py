@@ -21,7 +21,6 @@ from typing import Any
 
 import psutil
 import pytest
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.notify import (
     NotifySettingsError,
@@ -35,11 +34,16 @@ from omr_core.notify import (
 from omr_core.notify.settings import scrub
 from omr_core.notify.watch import RunNotifier, claim
 from omr_core.training import launcher
-from omr_core.training.runs import RunView, append_event, atomic_write_json, process_start_time, read_run_json
+from omr_core.training.runs import RunView, append_event, atomic_write_json, process_start_time, read_json
 from omr_core.training.spec import build_spec
 from omr_core.workspace import get_workspace
+from tests.core.training.tiny_dataset import make_tiny_dataset
 from tests.notify_receiver import SECRET, Receiver
 
+
+def _run_json(run_dir: Path) -> dict[str, Any] | None:
+    """run.json as the plain dict it is on disk."""
+    return read_json(Path(run_dir) / "run.json")
 
 @pytest.fixture
 def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -163,7 +167,7 @@ def test_nonfinite_loss_sends_one_alert_not_one_per_epoch(ws: Path, receiver: Re
         deadline = time.monotonic() + 60
         while not receiver.got and time.monotonic() < deadline:
             time.sleep(0.05)
-        doc = read_run_json(run_dir) or {}
+        doc = _run_json(run_dir) or {}
         atomic_write_json(run_dir / "run.json", {**doc, "state": "finished", "ended": time.time()})
         watcher.wait(120)
     finally:
@@ -187,7 +191,7 @@ def test_finished_run_sends_exactly_one_finished(ws: Path, receiver: Receiver, t
     data = make_tiny_dataset(tmp_path / "tiny", n_train=8, n_val=4)
     run_dir = launcher.launch(_spec("fin", data, 1), get_workspace().runs)
     _wait_gone(_watcher_pid(run_dir))
-    assert (read_run_json(run_dir) or {}).get("state") == "finished"
+    assert (_run_json(run_dir) or {}).get("state") == "finished"
     assert receiver.titles() == ["OMR run fin: finished"]
     assert "1 of 1 epochs done" in receiver.got[0]["message"]
     _assert_no_secret(run_dir)
@@ -212,10 +216,10 @@ def test_sigkill_sends_one_failed_from_the_notifier(ws: Path, receiver: Receiver
     while (view.poll().summary().batch or 0) < 1:  # training, not just starting
         assert time.monotonic() < deadline, "no batch within 180 s"
         time.sleep(0.1)
-    pid = int((read_run_json(run_dir) or {})["pid"])
+    pid = int((_run_json(run_dir) or {})["pid"])
     os.killpg(pid, signal.SIGKILL)  # the worker's whole process group, as the OOM killer or `kill -9 -PGID` would
     _wait_gone(watcher)
-    assert (read_run_json(run_dir) or {}).get("state") == "running"  # nobody recorded the end: the notifier noticed
+    assert (_run_json(run_dir) or {}).get("state") == "running"  # nobody recorded the end: the notifier noticed
     assert receiver.titles() == ["OMR run killed: FAILED"]
     msg = receiver.got[0]["message"]
     assert "Reason: worker vanished" in msg and "Last epoch completed" in msg
@@ -244,7 +248,7 @@ def test_unreachable_endpoint_is_reported_in_events_by_the_notifier_not_the_work
         _wait_gone(watcher)
     finally:
         hole.sock.close()
-    doc = read_run_json(run_dir) or {}
+    doc = _run_json(run_dir) or {}
     assert doc.get("state") == "finished"
     events = [json.loads(x) for x in (run_dir / "events.jsonl").read_text().splitlines() if x.strip()]
     failed = [e for e in events if e["kind"] == "notify_failed"]

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.cli import main
 from omr_core.training.alerts import live_alerts
 from omr_core.training.optimizer import optimizer_steps, plan_optimizer
-from omr_core.training.runs import RunView, read_run_json
+from omr_core.training.runs import RunView, read_run
 from omr_core.training.spec import default_preset, ultralytics_defaults
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -52,12 +52,12 @@ def test_real_run_matches_the_plan_and_says_it_is_not_learning(tmp_path: Path, c
         time.sleep(0.5)
     s = view.poll().summary()
     assert s.state == "finished", (s, (run_dir / "log.txt").read_text(errors="replace")[-2000:])
-    doc = read_run_json(run_dir)
-    assert doc is not None and doc["spec"]["preset"] == "sheet-music" and doc["spec"]["args"]["fliplr"] == 0.0
+    doc = read_run(run_dir)
+    assert doc is not None and doc.spec["preset"] == "sheet-music" and doc.spec["args"]["fliplr"] == 0.0
 
     # What optimizer=auto really picked (Ultralytics writes its choice into the trainer's args).
-    got = doc["train_args"]
-    plan = plan_optimizer({**ultralytics_defaults(), **doc["spec"]["args"]}, nc=3, train_images=16)
+    got = doc.train_args
+    plan = plan_optimizer({**ultralytics_defaults(), **doc.spec["args"]}, nc=3, train_images=16)
     assert (plan.optimizer, plan.auto, plan.iterations) == ("AdamW", True, 3)
     assert got["optimizer"] == plan.optimizer and got["lr0"] == pytest.approx(plan.lr0, abs=1e-9)
     assert plan.lr0 == pytest.approx(0.002 * 5 / 7, abs=1e-6)
@@ -68,13 +68,14 @@ def test_real_run_matches_the_plan_and_says_it_is_not_learning(tmp_path: Path, c
 
     ckpt = torch.load(run_dir / "weights" / "epoch2.pt", map_location="cpu", weights_only=False)
     taken = {int(st["step"]) for st in ckpt["optimizer"]["state"].values()}
-    nb = int(view.batches.col("nb")[-1])
+    snap = view.poll()
+    nb = int(snap.batches.col("nb")[-1])
     assert nb == 4 and len(taken) == 1
     assert taken.pop() == optimizer_steps(3 * nb, nb, 4, 64, 3, 3.0)
 
     # And the monitor says why nothing is learned, from the run's own files.
-    maps = view.results.column("metrics/mAP50(B)")
+    maps = snap.results.column("metrics/mAP50(B)")
     assert maps.max() < 1e-3, maps  # three steps of a from-scratch model on 64-px images
-    alerts = [a for a in live_alerts(view, time.time()) if a.kind == "not_learning"]
+    alerts = [a for a in live_alerts(snap, time.time()) if a.kind == "not_learning"]
     steps = optimizer_steps(3 * nb, nb, 4, 64, 3, 3.0)
     assert len(alerts) == 1 and f"only {steps} step" in alerts[0].message and "nbs=4" in alerts[0].message

@@ -15,14 +15,18 @@ from typing import Any
 
 import psutil
 import pytest
-from run_fixtures import write_run
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.errors import OmrError
 from omr_core.training import launcher, queue
-from omr_core.training.runs import read_run_json
+from omr_core.training.runs import read_json
 from omr_core.training.spec import build_spec
+from tests.core.training.run_fixtures import write_run
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
+
+def _run_json(run_dir: Path) -> dict[str, Any] | None:
+    """run.json as the plain dict it is on disk."""
+    return read_json(Path(run_dir) / "run.json")
 
 def _spec(name: str, device: str = "cpu", data: str = "coco8.yaml", epochs: int = 1) -> Any:
     return build_spec(name, "yolov8n.yaml", data, preset="ultralytics",
@@ -141,14 +145,14 @@ def test_runner_starts_runs_one_after_the_other_and_survives_being_killed(tmp_pa
     _wait(lambda: not _runner_processes(runs), 30, "runner still running")
     assert queue.runner_pid(runs) is None
     launcher.kill("one", runs)
-    _wait(lambda: (read_run_json(runs / "one") or {}).get("state") == "failed", 60, "one did not end")
+    _wait(lambda: (_run_json(runs / "one") or {}).get("state") == "failed", 60, "one did not end")
     # No runner process exists, so nothing can start "bad": it is still in line.
     assert not _runner_processes(runs) and [e.state for e in queue.entries(runs)] == ["started", "waiting", "waiting"]
     out = subprocess.run([sys.executable, "-m", "omr_core.cli", "queue", "run", "--runs-dir", str(runs)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and "PID" in out.stdout
-    _wait(lambda: (read_run_json(runs / "two") or {}).get("state") in ("finished", "failed"), 300, "two did not end")
-    docs = {n: read_run_json(runs / n) or {} for n in ("one", "bad", "two")}
+    _wait(lambda: (_run_json(runs / "two") or {}).get("state") in ("finished", "failed"), 300, "two did not end")
+    docs = {n: _run_json(runs / n) or {} for n in ("one", "bad", "two")}
     assert docs["bad"]["state"] == "failed" and docs["two"]["state"] == "finished"  # a failed run blocks nobody
     # One lane, one run at a time, in order.
     assert docs["one"]["ended"] <= docs["bad"]["launched"] and docs["bad"]["ended"] <= docs["two"]["launched"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from run_fixtures import batch_record, csv_epochs, read_jsonl, write_run
 
 from omr_core.training.redo import set_aside_redone
 from omr_core.training.runs import RunView
+from tests.core.training.run_fixtures import batch_record, csv_epochs, read_jsonl, write_run
 
 
 def _epochs(path: Path) -> list[int]:
@@ -67,7 +67,8 @@ def test_long_log_damaged_tail_and_a_live_reader(tmp_path: Path) -> None:
         f.write(orjson.dumps(batch_record(2, 501, 1000, 0.0, 0.1))[:40])
     with open(run / "results.csv", "a") as f:
         f.write("3,180,1.2")  # a row cut mid-write
-    view = RunView(run).poll()
+    reader = RunView(run)
+    view = reader.poll()
     assert len(view.batches) == 2500
     redo = set_aside_redone(run, saved_epochs=2)
     assert (redo.results_rows, redo.batches, redo.last_batch) == (1, 500, (500, 1000))
@@ -77,5 +78,5 @@ def test_long_log_damaged_tail_and_a_live_reader(tmp_path: Path) -> None:
     assert csv_epochs(run / "results.csv") == [1, 2] and (run / "results.csv").read_text().endswith("\n")
     assert (run / "results.redone.csv").read_text().splitlines()[-1] == "3,180,1.2"
     # The dashboard's reader notices the shorter log and shows each epoch once.
-    view.poll()
+    view = reader.poll()
     assert len(view.batches) == 2000 and set(view.batches.col("epoch").tolist()) == {0.0, 1.0}

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from omr_core.training import launcher
+from omr_core.training.record import RunRecord
 from omr_core.training.runs import (
     RunError,
     RunExistsError,
@@ -24,8 +25,8 @@ from omr_core.training.runs import (
     find_run,
     list_runs,
     process_alive,
-    read_run_json,
-    update_run_json,
+    read_run,
+    update_run,
 )
 from omr_core.training.spec import build_spec
 
@@ -56,16 +57,16 @@ def test_zombie_is_not_alive() -> None:
 
 def test_effective_state_reports_vanished_worker() -> None:
     pid, ctime = _me()
-    assert effective_state({"state": "running", "pid": pid, "pid_create_time": ctime}) == ("running", "")
-    state, reason = effective_state({"state": "running", "pid": pid, "pid_create_time": ctime - 100})
+    assert effective_state(RunRecord.from_dict({"state": "running", "pid": pid, "pid_create_time": ctime})) == ("running", "")
+    state, reason = effective_state(RunRecord.from_dict({"state": "running", "pid": pid, "pid_create_time": ctime - 100}))
     assert state == "failed" and "another process" in reason
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    state, reason = effective_state({"state": "running", "pid": dead.pid, "pid_create_time": 1.0})
+    state, reason = effective_state(RunRecord.from_dict({"state": "running", "pid": dead.pid, "pid_create_time": 1.0}))
     assert state == "failed" and "no longer running" in reason
-    assert effective_state({"state": "starting", "launched": time.time()})[0] == "starting"
-    assert effective_state({"state": "starting", "launched": time.time() - 3600})[0] == "failed"
-    assert effective_state({"state": "stopped", "reason": "stopped on request"}) == ("stopped", "stopped on request")
+    assert effective_state(RunRecord.from_dict({"state": "starting", "launched": time.time()}))[0] == "starting"
+    assert effective_state(RunRecord.from_dict({"state": "starting", "launched": time.time() - 3600}))[0] == "failed"
+    assert effective_state(RunRecord.from_dict({"state": "stopped", "reason": "stopped on request"})) == ("stopped", "stopped on request")
     assert effective_state(None) == ("external", "")
 
 
@@ -114,25 +115,26 @@ def test_delete_is_confined_to_the_runs_folder(tmp_path: Path) -> None:
     atomic_write_json(root / "a" / "run.json", {"state": "running", "pid": pid, "pid_create_time": ctime})
     with pytest.raises(RunError, match="stop or kill"):
         delete_run(root, "a")
-    update_run_json(root / "a", state="stopped")
+    update_run(root / "a", state="stopped")
     assert delete_run(root, "a") == (root / "a").resolve() and not (root / "a").exists()
 
 
-def test_update_run_json_is_atomic_and_merges(tmp_path: Path) -> None:
+def test_update_run_is_atomic_and_merges(tmp_path: Path) -> None:
     d = tmp_path / "r"
     d.mkdir()
+    fields = ("epoch", "batches", "epochs_done", "checkpoint_epoch")  # one writer each, all at once
 
-    def writer(k: int) -> None:
+    def writer(key: str) -> None:
         for i in range(30):
-            update_run_json(d, {f"k{k}": i})
+            update_run(d, **{key: i})
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    threads = [threading.Thread(target=writer, args=(k,)) for k in fields]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    doc = read_run_json(d)
-    assert doc is not None and all(doc[f"k{k}"] == 29 for k in range(4))
+    doc = read_run(d)
+    assert doc is not None and all(getattr(doc, k) == 29 for k in fields)
     assert not [p for p in os.listdir(d) if p.endswith(".tmp")]
 
 
@@ -161,8 +163,8 @@ def test_two_launches_of_one_name_exactly_one_starts(tmp_path: Path, monkeypatch
     errors = [r for r in results if isinstance(r, RunExistsError)]
     assert len(ok) == 1 and len(errors) == 7 and len(spawned) == 1
     assert "already exists" in str(errors[0]) and "omr resume same" in str(errors[0])
-    doc = read_run_json(ok[0])
-    assert doc is not None and doc["state"] == "starting" and doc["args"]["model"] == "yolov8n.yaml"
+    doc = read_run(ok[0])
+    assert doc is not None and doc.state == "starting" and doc.args["model"] == "yolov8n.yaml"
 
 
 def test_controls_refuse_what_cannot_be_done(tmp_path: Path) -> None:
@@ -193,9 +195,9 @@ def test_reaper_of_a_run_folder_deleted_meanwhile_stays_quiet(tmp_path: Path) ->
 
 def test_runs_verb_names_the_epoch_in_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import psutil
-    from run_fixtures import write_run
 
     from omr_core.cli import main
+    from tests.core.training.run_fixtures import write_run
 
     me = psutil.Process()
     write_run(tmp_path / "runs" / "first", epochs_done=0, epochs=10, batches_per_epoch=6, state="running", pid=me.pid,

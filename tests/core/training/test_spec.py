@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.training.spec import (
     PRESETS,
@@ -18,6 +17,7 @@ from omr_core.training.spec import (
     ultralytics_defaults,
     validate_args,
 )
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 
 def test_keys_come_from_ultralytics_default_cfg() -> None:

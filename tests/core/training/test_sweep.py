@@ -14,12 +14,16 @@ from typing import Any
 
 import psutil
 import pytest
-from run_fixtures import write_run
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.training import queue, sweep
-from omr_core.training.runs import RunView, atomic_write_json, read_run_json
+from omr_core.training.runs import RunView, atomic_write_json, read_json
+from tests.core.training.run_fixtures import write_run
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
+
+def _run_json(run_dir: Path) -> dict[str, Any] | None:
+    """run.json as the plain dict it is on disk."""
+    return read_json(Path(run_dir) / "run.json")
 
 def test_parse_param() -> None:
     assert sweep.parse_param("lr0=0.001:0.1:log") == sweep.Param("lr0", 0.001, 0.1, log=True)
@@ -64,7 +68,7 @@ def test_two_controllers_one_storage_a_killed_trial_and_the_best_launched(tmp_pa
     first = runs / ("s-t0" if (runs / "s-t0" / "run.json").exists() else "s-t1")
     view = RunView(first)
     _wait(lambda: (view.poll().summary().batch or 0) >= 1, 180, "first trial did not train")
-    os.killpg(int((read_run_json(first) or {})["pid"]), signal.SIGKILL)
+    os.killpg(int((_run_json(first) or {})["pid"]), signal.SIGKILL)
     _wait(lambda: len(sweep.trials(runs, "s")) == 4, 600, "the sweep did not finish its 4 trials")
     ts = sweep.trials(runs, "s")
     assert sorted(t["number"] for t in ts) == [0, 1, 2, 3]  # two controllers, never the same trial twice
@@ -80,8 +84,8 @@ def test_two_controllers_one_storage_a_killed_trial_and_the_best_launched(tmp_pa
     assert f"best: t{b['number']}" in status and "failed" in status
     name = sweep.launch_best(runs, "s", epochs=1)
     assert [e.spec["args"]["lr0"] for e in queue.entries(runs) if e.name == name] == [b["params"]["lr0"]]
-    _wait(lambda: (read_run_json(runs / name) or {}).get("state") in ("finished", "failed"), 300, "best run")
-    assert (read_run_json(runs / name) or {})["args"]["batch"] == b["params"]["batch"]
+    _wait(lambda: (_run_json(runs / name) or {}).get("state") in ("finished", "failed"), 300, "best run")
+    assert (_run_json(runs / name) or {})["args"]["batch"] == b["params"]["batch"]
 
 
 def _results(run_dir: Path, values: list[float]) -> None:
@@ -114,7 +118,7 @@ def test_a_loser_is_pruned_at_an_epoch_end(tmp_path: Path, monkeypatch: pytest.M
                 time.sleep(0.6)
                 if (run_dir / "stop.request").exists():
                     break
-            doc = read_run_json(run_dir) or {}
+            doc = _run_json(run_dir) or {}
             atomic_write_json(run_dir / "run.json", {**doc, "state": "stopped" if k < 4 else "finished"})
             sleeper.kill()
 

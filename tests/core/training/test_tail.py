@@ -187,10 +187,11 @@ def test_column_store_new_keys_and_cap() -> None:
     cs = ColumnStore(max_rows=3)
     cs.extend([{"a": 1, "kind": "cpu"}, {"a": 2}])
     cs.extend([{"a": 3, "b": 30}, {"a": 4, "b": None}])
-    assert cs.col("a").tolist() == [2, 3, 4]
-    assert np.isnan(cs.col("b")[0]) and cs.col("b")[1] == 30 and np.isnan(cs.col("b")[2])
-    assert cs.last("b") == 30 and cs.strings["kind"] == "cpu"
-    assert np.isnan(cs.col("missing")).all()
+    snap = cs.snapshot()
+    assert snap.col("a").tolist() == [2, 3, 4] and len(snap) == 3 and "b" in snap
+    assert np.isnan(snap.col("b")[0]) and snap.col("b")[1] == 30 and np.isnan(snap.col("b")[2])
+    assert snap.last("b") == 30 and snap.strings["kind"] == "cpu"
+    assert np.isnan(snap.col("missing")).all()
 
 
 def test_tail_text_keeps_final_progress_state(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
-from run_fixtures import csv_epochs, read_jsonl
-from tiny_dataset import make_tiny_dataset
 
 from omr_core.cli import main
-from omr_core.training.runs import RunSummary, RunView, read_run_json
+from omr_core.training.runs import RunSummary, RunView, read_run
+from tests.core.training.run_fixtures import csv_epochs, read_jsonl
+from tests.core.training.tiny_dataset import make_tiny_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +57,9 @@ def test_train_stop_resume_kill_resume(data: Path, tmp_path: Path, capsys: pytes
 
     # Running: PID + start time recorded, batches logged with losses, lr, instances and timing.
     s = wait_for(view, lambda s: s.state == "running" and (s.current_epoch or 0) >= 2 and (s.batch or 0) >= 1)
-    doc = read_run_json(run_dir)
-    assert doc is not None and psutil.Process(doc["pid"]).create_time() == pytest.approx(doc["pid_create_time"], abs=0.5)
-    assert doc["command"][1:3] == ["-m", "omr_core.training.worker"]
+    doc = read_run(run_dir)
+    assert doc is not None and psutil.Process(doc.pid).create_time() == pytest.approx(doc.pid_create_time, abs=0.5)
+    assert doc.command[1:3] == ["-m", "omr_core.training.worker"]
     rec = orjson.loads((run_dir / "batches.jsonl").read_bytes().splitlines()[0])
     assert rec["epoch"] == 0 and rec["i"] == 1 and rec["nb"] == 4 and rec["sec"] > 0 and rec["inst"] > 0
     assert {k for k in rec if k.startswith("loss/")} == {"loss/box_loss", "loss/cls_loss", "loss/dfl_loss"}
@@ -73,13 +73,13 @@ def test_train_stop_resume_kill_resume(data: Path, tmp_path: Path, capsys: pytes
     assert 2 <= stopped_epoch < 6
     assert _ckpt(run_dir / "weights" / "last_resumable.pt")["optimizer"] is not None
     assert _ckpt(run_dir / "weights" / "last.pt").get("optimizer") is None
-    assert read_run_json(run_dir)["exit_code"] == 0  # type: ignore[index]
+    assert read_run(run_dir).exit_code == 0  # type: ignore[union-attr]
 
     # Resume, then SIGKILL the worker's process group from outside (like the OOM killer).
     capsys.readouterr()
     assert main(["resume", "tiny", "--runs-dir", str(runs)]) == 0
     s = wait_for(view, lambda s: s.state == "running" and (s.current_epoch or 0) > stopped_epoch + 1 and (s.batch or 0) >= 2)
-    pid = read_run_json(run_dir)["pid"]  # type: ignore[index]
+    pid = read_run(run_dir).pid  # type: ignore[union-attr]
     os.killpg(pid, signal.SIGKILL)
     s = wait_for(view, lambda s: not s.live)
     assert s.state == "failed" and ("SIGKILL" in s.reason or "vanished" in s.reason), s
@@ -100,7 +100,7 @@ def test_train_stop_resume_kill_resume(data: Path, tmp_path: Path, capsys: pytes
     s = wait_for(view, lambda s: s.state in ("finished", "failed") and s.pid != pid)
     assert s.state == "finished", s
     assert s.epoch == 6 and s.resumable is None and not (run_dir / "weights" / "last_resumable.pt").exists()
-    df = view.results.frame()
+    df = view.poll().results.frame()
     assert df["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
     # The files themselves, not only the deduplicating reader: each epoch once in results.csv, and each epoch's
     # batches from one session, numbered 1, 2, … without a gap or a repeat.
@@ -110,7 +110,7 @@ def test_train_stop_resume_kill_resume(data: Path, tmp_path: Path, capsys: pytes
     for epoch in range(6):
         mine = [r for r in batches if r["epoch"] == epoch]
         assert len({r["s"] for r in mine}) == 1 and [r["i"] for r in mine] == list(range(1, len(mine) + 1)), epoch
-    hist = read_run_json(run_dir)["history"]  # type: ignore[index]
+    hist = read_run(run_dir).history  # type: ignore[union-attr]
     assert [h["state"] for h in hist] == ["stopped", "failed"] and s.elapsed_s and s.elapsed_s > 5
     first_new = next(r for r in batches if r["s"] == 3)
     assert first_new["epoch"] == saved  # resumed at the first epoch the checkpoint does not hold
@@ -156,4 +156,4 @@ def test_failure_is_recorded_with_its_reason(tmp_path: Path, capsys: pytest.Capt
     assert s.state == "failed" and s.reason
     events = [orjson.loads(x) for x in (runs / "bad" / "events.jsonl").read_bytes().splitlines()]
     assert any(e["kind"] == "exception" and "Traceback" in e["traceback"] for e in events)
-    assert read_run_json(runs / "bad")["exit_code"] == 1  # type: ignore[index]
+    assert read_run(runs / "bad").exit_code == 1  # type: ignore[union-attr]

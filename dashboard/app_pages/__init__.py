@@ -1,0 +1,1 @@
+"""One thin file per dashboard page; st.navigation runs each by its path (they are never imported)."""
