@@ -114,13 +114,16 @@ def bench_reading(
     return report
 
 
-def model_detector(path: str | Path, *, imgsz: int = 1024, conf: float = 0.25) -> Detector:
-    """Detections of a model (loaded once) as the symbols to read: the reference-model half of the benchmark."""
-    from omr_core.review.inference import load_model, predict
+def model_detector(path: str | Path, *, conf: float = 0.25) -> Detector:
+    """Detections of a model (loaded once) as the symbols to read, run the way it was trained (tile size and
+    imgsz recorded in the checkpoint, as Review a score runs it): the reference-model half of the benchmark."""
+    from omr_core.review.inference import load_model, plan_inference, predict
 
     model = load_model(path)
 
     def detect(page: DeepScoresPage, gray: np.ndarray) -> Sequence[SymbolLike]:
-        return predict(model, gray, conf=conf, iou=0.5, imgsz=imgsz, tile=False, device="cpu")
+        plan = plan_inference(model.info, int(gray.shape[1]), int(gray.shape[0]))
+        return predict(model, gray, conf=conf, iou=0.5, imgsz=plan.imgsz, tile=plan.tile is not None,
+                       tile_size=plan.tile, overlap=plan.overlap, device="cpu")
 
     return detect

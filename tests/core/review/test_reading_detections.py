@@ -137,3 +137,20 @@ def test_a_tuplet_number_without_bracket_or_beam_boxes_spans_the_notes_under_it(
     number = Glyph((375, 70, 389, 90), "tuplet3")
     reading = read_page([Glyph((60, 70, 90, 210), "clefG"), *heads, number], [STAFF], binary=ink, beams_from_ink=True)
     assert [(n.type_name, n.tuplet) for n in reading.notes] == [("eighth", (3, 2))] * 3
+
+
+def test_the_benchmark_detector_runs_the_model_as_trained(pages: list[DeepScoresPage]) -> None:
+    """`omr bench read --model` must read the same detections as Review a score: tiled the way the shipped model
+    was trained (640 px tiles at imgsz 320), not the whole page at imgsz 1024."""
+    from omr_core.review.inference import load_model
+    from omr_core.review.pipeline import review_page
+    from omr_core.review.reading_benchmark import model_detector
+    from omr_core.workspace import REPO_ROOT
+
+    weights = REPO_ROOT / "models" / "reading-v1.pt"
+    page = pages[0]
+    gray = load_page(page.image).gray  # type: ignore[arg-type]
+    got = model_detector(weights)(page, gray)
+    want = review_page(gray, model=load_model(weights)).detections
+    assert len(want) > 100
+    assert [(d.name, d.bbox) for d in got] == [(d.name, d.bbox) for d in want]
