@@ -154,3 +154,23 @@ def test_the_benchmark_detector_runs_the_model_as_trained(pages: list[DeepScores
     want = review_page(gray, model=load_model(weights)).detections
     assert len(want) > 100
     assert [(d.name, d.bbox) for d in got] == [(d.name, d.bbox) for d in want]
+
+
+def test_each_wrong_note_is_explained_by_the_symbol_that_made_it_wrong(pages: list[DeepScoresPage]) -> None:
+    """Detections = the page's own symbols minus one sharp and one bass clef: the notes they held are wrong, and
+    the substitution says why (missed accidental, missed clef); nothing else is wrong."""
+    from omr_core.review.reading_causes import explain_wrong_notes
+    from omr_core.review.reading_pipeline import read_symbols
+
+    page = max(pages, key=lambda p: sum(g.name.startswith("accidental") for g in p.glyphs))
+    gray = load_page(page.image).gray  # type: ignore[arg-type]
+    base = notes_read_right(read_symbols(gray, page.glyphs), page.truth)
+    acc = next(g for g in page.glyphs if g.name == "accidentalSharp")
+    # the first bass clef of the page: no system above lends its staff a clef, and treble is wrong for it
+    clef = min((g for g in page.glyphs if g.name == "clefF"), key=lambda g: g.bbox[1])
+    dets = [g for g in page.glyphs if g is not acc and g is not clef]
+    score, explained = explain_wrong_notes(gray, dets, page.glyphs, page.truth)
+    assert score.pitch_right < base.pitch_right
+    causes = {e.pitch_cause for e in explained if e.wrong.read_pitch != e.wrong.truth_pitch}
+    assert "missed accidental" in causes and "missed clef" in causes, causes
+    assert causes <= {"missed accidental", "missed clef", "the reader (wrong from ground truth too)"}, causes
