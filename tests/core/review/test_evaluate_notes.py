@@ -63,3 +63,23 @@ def test_an_evaluation_without_note_truth_says_why(ev: Evaluation) -> None:
     finally:
         manifest.write_bytes(backup)
     assert notes.pages == 0 and "note truth" in notes.message and "omr synth" in notes.message
+
+
+def test_omr_evaluate_prints_notes_read_right_next_to_map(ev: Evaluation, capsys: pytest.CaptureFixture[str]) -> None:
+    from omr_core.cli import main as cli_main
+
+    rc = cli_main(["evaluate", "--model", str(ev.model), "--data", str(ev.data), "--split", "train", "--imgsz", "320",
+                   "--batch", "1", "--device", "cpu", "--out", str(ev.folder), "--no-report", "--notes", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    notes = load_notes(ev, 0.25)
+    assert notes is not None
+    lines = out.splitlines()
+    at_map = next(i for i, line in enumerate(lines) if "mAP50" in line)
+    assert lines[at_map + 1] == (
+        f"notes read right (2 pages with note truth, {notes.notes} notes): "
+        f"pitch {notes.pitch_share:5.3f}  pitch + duration {notes.both_share:5.3f}"
+    )
+    top_cause, n = notes.causes()[0]
+    assert f"{n:5d} wrong notes: {top_cause}" in out
+    assert "notes-c0.25.json" in out
