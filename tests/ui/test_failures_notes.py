@@ -28,7 +28,7 @@ def _texts(at: AppTest) -> str:
 def test_notes_read_right_next_to_map_with_the_wrong_notes_as_crops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
     monkeypatch.setenv("OMR_MODELS_DIR", str(REPO / "models"))  # the real shipped model, the page's default
-    ev = engraved_evaluation(tmp_path / "datasets", split="val")
+    ev = engraved_evaluation(tmp_path / "datasets", split="train")
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     at.switch_page("app_pages/failures.py")
@@ -36,15 +36,17 @@ def test_notes_read_right_next_to_map_with_the_wrong_notes_as_crops(tmp_path: Pa
     assert at.selectbox(key="fail_run").value == "reference: reading-v1"
     at.text_input(key="fail_data_reference: reading-v1").set_value(str(ev.data)).run()
     assert not at.exception, [e.value for e in at.exception]
+    assert "Not evaluated" in _texts(at)  # val is offered first; the evaluation is of train
+    at.selectbox(key="fail_split_reference: reading-v1").set_value("train").run()
     assert "Cached evaluation from" in _texts(at), _texts(at)
-    assert "1 evaluated pages carry note truth" in _texts(at)
+    assert "2 evaluated pages carry note truth" in _texts(at)
     assert "Notes: pitch right" not in [m.label for m in at.metric]
 
     at.button(key="fail_notes_read").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     notes = load_notes(ev, 0.25)
-    assert notes is not None and notes.pages == 1 and notes.notes > 20
+    assert notes is not None and notes.pages == 2 and notes.notes > 50
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["mAP50"] == f"{ev.summary['map50']:.3f}"
     assert metrics["Notes: pitch right"] == f"{notes.pitch_share:.3f}"
@@ -55,6 +57,7 @@ def test_notes_read_right_next_to_map_with_the_wrong_notes_as_crops(tmp_path: Pa
     assert f"should be {w.truth} · read {w.read} · {w.cause}" in captions, captions[:5]
 
     # only the notes of one cause, and the reading stays (cached) when the page reruns
+    assert len(notes.causes()) >= 2, notes.causes()
     cause, n = notes.causes()[0]
     at.selectbox(key="fail_notes_cause").set_value(cause).run()
     assert not at.exception, [e.value for e in at.exception]
