@@ -15,8 +15,9 @@ REFERENCE = REPO_ROOT / "models" / "reading-v1.pt"
 SEED = 43  # neither a training seed of the reference model (101, 202) nor the benchmark's (303)
 
 
-def engraved_evaluation(root: Path) -> Evaluation:
-    """The reference model evaluated (Ultralytics' validator) on 2 engraved pages cut into its training tiles."""
+def engraved_evaluation(root: Path, split: str = "train", out: Path | None = None) -> Evaluation:
+    """The reference model evaluated (Ultralytics' validator) on 3 engraved pages cut into its training tiles: one
+    page in ``val``, two in ``train`` (``out`` None: the workspace's default evaluation folder)."""
     from omr_core.review.inference import load_model
     from omr_core.review.model_benchmark import _validator_set, engrave_heldout
 
@@ -24,12 +25,13 @@ def engraved_evaluation(root: Path) -> Evaluation:
     test_json = engrave_heldout(root, 3, SEED, "none")
     names = [info.canonical[i] for i in sorted(info.canonical)]
     data = _validator_set(test_json, root / "yolo", names, 640, 0.2)
-    return evaluate(REFERENCE, data, "train", imgsz=320, batch=1, device="cpu", out=root / "evaluation")
+    return evaluate(REFERENCE, data, split, imgsz=320, batch=1, device="cpu", out=out)
 
 
 @pytest.fixture(scope="module")
 def ev(tmp_path_factory: pytest.TempPathFactory) -> Evaluation:
-    return engraved_evaluation(tmp_path_factory.mktemp("evnotes"))
+    root = tmp_path_factory.mktemp("evnotes")
+    return engraved_evaluation(root, out=root / "evaluation")
 
 
 def test_notes_read_right_of_an_evaluation_on_engraved_pages(ev: Evaluation) -> None:
