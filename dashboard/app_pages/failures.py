@@ -13,6 +13,7 @@ from dashboard.ui.failures import (
     confusion_view,
     failure_options,
     gallery,
+    notes_view,
     per_class_view,
     sort_cases,
 )
@@ -31,6 +32,7 @@ from omr_core.review.evaluate_compare import compare_evaluations, worse_classes
 from omr_core.review.evaluate_confidence import class_curves, confidence_table
 from omr_core.review.evaluate_figures import compare_figure, confidence_figure, per_class_figure
 from omr_core.review.evaluate_match import failure_counts
+from omr_core.review.evaluate_notes import DEFAULT_PAGES, NotesEvaluation, evaluate_notes, load_notes, truth_pages
 from omr_core.review.evaluate_report import (
     confusion_export,
     export_evaluation,
@@ -168,6 +170,55 @@ def _reevaluate_button(slot: DeltaGenerator) -> bool:
                        help="run Ultralytics' validation again (e.g. after editing labels)")
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def _truth_pages(folder: str, key: str, _ev: Evaluation) -> int:
+    return len(truth_pages(_ev))
+
+
+def _notes_tab(ev: Evaluation, conf: float) -> NotesEvaluation | None:
+    """Notes read right: the cached reading at this threshold, or a button to read the pages with note truth."""
+    notes = load_notes(ev, conf)
+    if notes is None:
+        try:
+            n = _truth_pages(str(ev.folder), ev.key, ev)
+        except OmrError as exc:
+            st.error(str(exc))
+            return None
+        if not n:
+            st.info(f"None of the {ev.n_images} evaluated images comes from a page with note truth. Notes read right "
+                    "needs a dataset converted (`omr convert`) from pages engraved by `omr synth`: their noteheads "
+                    "carry the pitch and duration they were engraved from.")
+            return None
+        c1, c2 = st.columns([1, 3])
+        limit = int(c1.number_input("Pages", min_value=1, max_value=n, value=min(n, DEFAULT_PAGES), key="fail_notes_pages",
+                                    help="whole pages run through the model as it was trained, then read"))
+        c2.caption(f"{n} evaluated pages carry note truth. Each is run through the model the way it was trained, "
+                   f"read as music at threshold {conf:g}, and every wrong note is explained (about 1-3 s a page).")
+        if not st.button("Read the notes", key="fail_notes_read", type="primary", icon=":material/music_note:") \
+                or not can_act("Reading the notes"):
+            return None
+        bar = st.progress(0.0, text="Reading pages…")
+
+        def progress(d: int, t: int) -> None:
+            bar.progress(d / max(t, 1), text=f"Reading: page {d} of {t}")
+
+        try:
+            notes = evaluate_notes(ev, conf, limit=limit, force=True, progress=progress)
+        except OmrError as exc:
+            st.error(str(exc))
+            return None
+        finally:
+            bar.empty()
+    if notes.message:
+        st.info(notes.message)
+        return None
+    st.caption(f"{notes.pages} pages, {notes.notes} notes, read in {notes.seconds:.0f} s at threshold {notes.conf:g}: "
+               "each wrong note with the symbol that made it wrong (the kind whose ground truth, put in place of "
+               "the detections, reads it right).")
+    notes_view(notes, key="fail_notes")
+    return notes
+
+
 def _done_text(ev: Evaluation) -> str:
     when = "Cached evaluation" if ev.cached else "Evaluated just now"
     return f"{when} from {ev.created} ({ev.seconds:.1f} s, {ev.n_images} images) · `{ev.folder}`"
@@ -196,8 +247,10 @@ m2.metric("Recall", f"{s.get('recall', 0):.3f}")
 m3.metric("mAP50", f"{s.get('map50', 0):.3f}")
 m4.metric("mAP50-95", f"{s.get('map50_95', 0):.3f}")
 m5.metric("Classes without labels", int((~per["labelled"].astype(bool)).sum()), help="in this split; their P/R/AP are empty, not the mean")
+notes_row = st.empty()
 
-t_table, t_cm, t_gal, t_conf, t_cmp, t_exp = st.tabs(["Per class", "Confusion matrix", "Galleries", "Confidence", "Compare", "Export"])
+t_table, t_cm, t_gal, t_notes, t_conf, t_cmp, t_exp = st.tabs(
+    ["Per class", "Confusion matrix", "Galleries", "Notes read right", "Confidence", "Compare", "Export"])
 
 with t_table:
     st.caption(f"Worst AP50-95 first. P and R are Ultralytics' (at the confidence maximising mean F1); TP/FN/FP at threshold {conf:g}, IoU 0.5.")
@@ -230,6 +283,19 @@ with t_gal:
         sel = cases[(cases["cls"] == ci).to_numpy() & cases["kind"].astype(str).isin(kinds).to_numpy()]
         st.caption("Green: ground truth · red: prediction. Misses (FN) are filed under their true class, false detections under the predicted class.")
         gallery(ev, sort_cases(sel, how), key=f"fail_gal_{ci}")
+
+with t_notes:
+    read = _notes_tab(ev, conf)
+# next to mAP: the notes of the pages with note truth, once read at this threshold
+with notes_row.container():
+    if read is not None and read.notes:
+        n1, n2, n3 = st.columns([1, 1, 3])
+        n1.metric("Notes: pitch right", f"{read.pitch_share:.3f}", help=f"{read.pitch_right} of {read.notes} notes on {read.pages} pages with note truth")
+        n2.metric("Notes: pitch + duration", f"{read.both_share:.3f}", help=f"{read.both_right} of {read.notes} notes")
+        top = ", ".join(f"{c} ({n})" for c, n in read.causes()[:3])
+        n3.caption(f"Wrong notes, commonest causes: {top}" if top else "Every note read right.")
+    else:
+        st.caption("Notes read right (pitch, duration): see the tab *Notes read right* (pages engraved by `omr synth`).")
 
 with t_conf:
     table = confidence_table(ev, conf).sort_values(["dropped", "class"], ascending=[False, True])

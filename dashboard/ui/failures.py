@@ -16,6 +16,7 @@ from omr_core.review.evaluate import Evaluation
 from omr_core.review.evaluate_crops import case_boxes, crop_case
 from omr_core.review.evaluate_figures import ORDERS, confusion_figure
 from omr_core.review.evaluate_match import FAILURE_KINDS, KIND_LABELS, cell_cases, confusion_counts
+from omr_core.review.evaluate_notes import NotesEvaluation, WrongNoteCase, wrong_note_crop
 from omr_core.review.evaluate_report import readable_cases
 from omr_core.review.evaluate_status import STATUS_HELP
 
@@ -169,3 +170,42 @@ def failure_options(counts: pd.DataFrame) -> list[int]:
 
 
 KIND_CHOICES = {k: KIND_LABELS[k] for k in FAILURE_KINDS}
+
+
+ALL_CAUSES = "all causes"
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _note_crop(image: str, mtime: int, box: tuple[float, float, float, float], size: int) -> np.ndarray:
+    return wrong_note_crop(WrongNoteCase(image, box, "", "", ""), size=size)
+
+
+def notes_view(notes: NotesEvaluation, key: str, columns: int = 6) -> None:
+    """Notes read right: the two shares, the causes of the wrong notes, and the wrong notes as crops."""
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Pitch right", f"{notes.pitch_share:.3f}", help=f"{notes.pitch_right} of {notes.notes} notes")
+    c2.metric("Pitch + duration right", f"{notes.both_share:.3f}", help=f"{notes.both_right} of {notes.notes} notes")
+    c3.metric("Wrong notes", len(notes.wrong), help=f"on {notes.pages} pages, read at threshold {notes.conf:g}")
+    if not notes.wrong:
+        st.success(f"Every one of the {notes.notes} notes was read right.")
+        return
+    causes = notes.causes()
+    st.dataframe(pd.DataFrame(causes, columns=["cause", "wrong notes"]), hide_index=True, width="stretch",
+                 height=min(38 + 35 * len(causes), 320), key=f"{key}_causes")
+    pick = st.selectbox("Cause", [ALL_CAUSES, *(c for c, _ in causes)], key=f"{key}_cause",
+                        format_func=lambda c: c if c == ALL_CAUSES else f"{c} ({dict(causes)[c]})")
+    chosen = [w for w in notes.wrong if pick == ALL_CAUSES or pick in w.cause.split("; ")]
+    per_page = 24
+    pages = max(1, math.ceil(len(chosen) / per_page))
+    page = int(st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key=f"{key}_page_{pick}"))
+    st.caption(f"{len(chosen)} wrong notes · green: the true notehead · showing {(page - 1) * per_page + 1}–"
+               f"{min(page * per_page, len(chosen))}")
+    cols = st.columns(columns)
+    for k, w in enumerate(chosen[(page - 1) * per_page : page * per_page]):
+        with cols[k % columns]:
+            try:
+                img = _note_crop(w.image, _mtime(w.image), w.bbox, 160)
+            except OmrError as exc:
+                st.warning(str(exc))
+                continue
+            st.image(img, caption=f"should be {w.truth} · read {w.read} · {w.cause}", width="stretch")

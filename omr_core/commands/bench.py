@@ -71,7 +71,7 @@ def _read(args: argparse.Namespace) -> int:
             print(f"{p.filename}: {s.notes} notes, pitch {s.pitch_share:.4f}, pitch + duration {s.both_share:.4f}, {p.cpu_s * 1000:.0f} ms")
     for w in rep.total.wrong[: args.wrong]:
         print(f"wrong: {w.truth_pitch} {w.truth_quarter_length} read {w.read_pitch} {w.read_quarter_length} at {[round(v) for v in w.bbox]}")
-    rows = rep.rows()
+    rows = rep.rows(model=bool(args.model))
     print(format_rows(rows))
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -6,6 +6,10 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omr_core.review.evaluate import Evaluation
 
 VERB = "evaluate"
 HELP = "per-class metrics (Ultralytics' validator), misses/false detections and an HTML report"
@@ -30,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="re-run even when a cached evaluation exists")
     p.add_argument("--top", type=int, default=25, help="rows of the per-class table to print (default: 25, 0: all)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--notes", type=int, default=20, metavar="PAGES",
+                   help="notes read right: read up to PAGES of the evaluated pages whose note truth is known (pages "
+                        "engraved by `omr synth`) from the model, score pitch and duration and explain the wrong notes "
+                        "(default: 20, 0: skip)")
 
 
 def _f(v: float) -> str:
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         f"all classes (Ultralytics): P {_f(s['precision'])}  R {_f(s['recall'])}  "
         f"mAP50 {_f(s['map50'])}  mAP50-95 {_f(s['map50_95'])}"
     )
+    if args.notes > 0:
+        _notes(ev, args.conf, args.notes)
     if ev.warning:
         print(f"warning: {ev.warning}", file=sys.stderr)
     rows = per if args.top <= 0 else per.head(args.top)
@@ -80,6 +90,29 @@ def run(args: argparse.Namespace) -> int:
     if len(rows) < len(per):
         print(f"... {len(per) - len(rows)} more classes in per_class.csv")
     print(f"\nwritten to {ev.folder}:")
+    if args.notes > 0 and (ev.folder / f"notes-c{args.conf:g}.json").is_file():
+        print(f"  notes-c{args.conf:g}.json")
     for p in files.values():
         print(f"  {Path(p).name}")
     return 0
+
+
+def _notes(ev: Evaluation, conf: float, pages: int) -> None:
+    """Print notes read right next to mAP (pitch, pitch + duration, the commonest causes of wrong notes)."""
+    from omr_core.commands._progress import tqdm_progress
+    from omr_core.review.evaluate_notes import evaluate_notes
+
+    progress, close = tqdm_progress("read notes", unit="page", leave=False)
+    try:
+        notes = evaluate_notes(ev, conf, limit=pages, progress=progress)
+    finally:
+        close()
+    if notes.message:
+        print(f"notes read right: n/a ({notes.message})")
+        return
+    print(
+        f"notes read right ({notes.pages} pages with note truth, {notes.notes} notes): "
+        f"pitch {_f(notes.pitch_share)}  pitch + duration {_f(notes.both_share)}"
+    )
+    for cause, n in notes.causes()[:8]:
+        print(f"  {n:5d} wrong notes: {cause}")

@@ -242,6 +242,7 @@ def read_page(
     systems: Sequence[System] | None = None,
     *,
     binary: np.ndarray | None = None,
+    beams_from_ink: bool = False,
 ) -> Reading:
     """Read the notes of a page from its symbol boxes and staves.
 
@@ -257,6 +258,8 @@ def read_page(
         systems: Staves grouped into systems (one system per staff when None).
         binary: The page's ink mask; barlines and beam lines are found in it (without it, a page is one
             measure per system and accidentals hold to the end of the system).
+        beams_from_ink: The symbols cannot hold beams (a detector trained without the beam class): beam
+            lines are counted in the ink at the end of every stem without a flag, not only where a beam box is.
 
     Returns:
         The `Reading`.
@@ -282,11 +285,11 @@ def read_page(
     bars, bar_msg = _barlines(binary, staves, systems, by_kind)
     if bar_msg:
         msgs.append(bar_msg)
-    contexts, ctx_msgs = _contexts(staves, systems, by_kind, part_of, sys_of)
+    contexts, ctx_msgs = _contexts(staves, systems, by_kind, part_of, sys_of, bars)
     msgs += ctx_msgs
     t2 = time.perf_counter()
     chords = _chords(staves, by_kind)
-    rhythm = _rhythm(chords, staves, by_kind, binary)
+    rhythm = _rhythm(chords, staves, by_kind, binary, beams_from_ink)
     t3 = time.perf_counter()
     notes = _pitches(chords, rhythm, staves, contexts, bars, sys_of, part_of, by_kind)
     rests = _rests(staves, by_kind, bars, sys_of, part_of)
@@ -393,6 +396,14 @@ _KINDS = (
 )
 
 
+def symbol_kind(name: str) -> str:
+    """What the reader uses a DeepScoresV2 class for: ``notehead``, ``clef``, ``key``, ``accidental``, ``flag`` … or ``other``."""
+    for prefix, kind in _KINDS:
+        if name.startswith(prefix):
+            return kind
+    return "other"
+
+
 def _by_kind(syms: Sequence[_Sym]) -> dict[str, list[_Sym]]:
     out: dict[str, list[_Sym]] = {k: [] for _, k in _KINDS}
     out["other"] = []
@@ -453,12 +464,13 @@ def _contexts(
     by_kind: dict[str, list[_Sym]],
     part_of: dict[int, int],
     sys_of: dict[int, int],
+    bars: Sequence[Sequence[float]] = (),
 ) -> tuple[list[StaffContext], list[str]]:
     msgs: list[str] = []
     octave_marks = [s for s in by_kind["clef"] if s.name in ("clef8", "clef15")]
     clefs: dict[int, list[tuple[float, str]]] = {i: [] for i in range(len(staves))}
     for c in by_kind["clef"]:
-        if c.name in ("clef8", "clef15"):
+        if c.name in ("clef8", "clef15") or not _on_staff_lines(c, staves[c.staff]):
             continue
         clefs[c.staff].append((c.box[0], _clef_of(c, staves[c.staff], octave_marks)))
     keys: dict[int, list[tuple[float, int]]] = {i: [] for i in range(len(staves))}
@@ -466,8 +478,10 @@ def _contexts(
     for i, st in enumerate(staves):
         clefs[i].sort()
         k_syms = sorted((s for s in by_kind["key"] if s.staff == i), key=lambda s: s.box[0])
+        bar_x = list(bars[sys_of[i]]) if i in sys_of and sys_of[i] < len(bars) else []
         for group in _clusters(k_syms, 1.6 * st.space):
-            keys[i].append((group[0].box[0], _key_fifths(group)))
+            if _key_in_place(group[0].box[0], st, [c.box[2] for c in by_kind["clef"] if c.staff == i], bar_x):
+                keys[i].append((group[0].box[0], _key_fifths(group)))
         t_syms = sorted((s for s in by_kind["time"] if s.staff == i), key=lambda s: s.box[0])
         for group in _clusters(t_syms, 0.6 * st.space):
             t = _time_signature(group, st)
@@ -492,6 +506,12 @@ def _contexts(
     return [StaffContext(tuple(clefs[i]), tuple(keys[i]), tuple(times[i])) for i in range(len(staves))], msgs
 
 
+def _on_staff_lines(c: _Sym, staff: Staff) -> bool:
+    """A clef covers at least half of its staff's height (a detector's clef between two staves does not)."""
+    top, bottom = staff.y_at(0, c.xc), staff.y_at(4, c.xc)
+    return min(bottom, c.box[3]) - max(top, c.box[1]) >= 0.5 * (bottom - top)
+
+
 def _clusters(syms: Sequence[_Sym], gap: float) -> list[list[_Sym]]:
     out: list[list[_Sym]] = []
     for s in syms:
@@ -502,10 +522,28 @@ def _clusters(syms: Sequence[_Sym], gap: float) -> list[list[_Sym]]:
     return out
 
 
+def _key_in_place(x: float, staff: Staff, clef_ends: Sequence[float], bar_x: Sequence[float]) -> bool:
+    """A key signature stands at the start of a line, or right after a clef or a barline (a key change);
+    key accidentals anywhere else are a detector's mistake (a beam end on a stem looks like a sharp)."""
+    sp = staff.space
+    if x - staff.x0 < 12 * sp:
+        return True
+    return any(0 <= x - e < 3 * sp for e in (*clef_ends, *bar_x))
+
+
 def _key_fifths(group: Sequence[_Sym]) -> int:
-    """Sharps (> 0) or flats (< 0) of a key signature cluster; naturals only cancel."""
-    sharps = sum(1 for s in group if s.name == "keySharp")
-    flats = sum(1 for s in group if s.name == "keyFlat")
+    """Sharps (> 0) or flats (< 0) of a key signature cluster; naturals only cancel. The accidentals of a
+    key signature stand side by side: boxes sharing most of their width are one accidental seen twice."""
+    def columns(name: str) -> int:
+        kept: list[_Sym] = []
+        for s in sorted((s for s in group if s.name == name), key=lambda s: s.box[0]):
+            last = kept[-1].box if kept else None
+            width = min(s.box[2] - s.box[0], last[2] - last[0]) if last else 0.0
+            if last is None or min(last[2], s.box[2]) - max(last[0], s.box[0]) <= 0.5 * width:
+                kept.append(s)
+        return len(kept)
+
+    sharps, flats = columns("keySharp"), columns("keyFlat")
     return sharps if sharps >= flats else -flats
 
 
@@ -620,9 +658,13 @@ class _Rhythm:
 
 
 def _rhythm(
-    chords: Sequence[_Chord], staves: Sequence[Staff], by_kind: dict[str, list[_Sym]], binary: np.ndarray | None
+    chords: Sequence[_Chord],
+    staves: Sequence[Staff],
+    by_kind: dict[str, list[_Sym]],
+    binary: np.ndarray | None,
+    beams_from_ink: bool = False,
 ) -> list[_Rhythm]:
-    tuplets = _tuplet_spans(staves, by_kind)
+    tuplets = _tuplet_spans(staves, by_kind, chords)
     out = []
     for c in chords:
         sp = staves[c.staff].space
@@ -639,7 +681,9 @@ def _rhythm(
             if c.stem is None:
                 doubts.append("no stem found: read as a quarter note")
             else:
-                level += _flags(c, by_kind["flag"], sp) + _beams(c, by_kind["beam"], sp, binary)
+                flags = _flags(c, by_kind["flag"], sp)
+                # a flagged stem has no beam; without beam boxes the ink beside a flag would count as one
+                level += flags + (0 if flags and beams_from_ink else _beams(c, by_kind["beam"], sp, binary, beams_from_ink))
         dots = max(_dots(h, by_kind["dot"], sp, [g for g in by_kind["notehead"] if g.staff == c.staff]) for h in c.heads)
         tup = None
         for staff, x0, x1, ratio in tuplets:
@@ -667,23 +711,24 @@ def _flags(c: _Chord, flags: Sequence[_Sym], sp: float) -> int:
     return n
 
 
-def _beams(c: _Chord, beams: Sequence[_Sym], sp: float, binary: np.ndarray | None) -> int:
-    """Beam lines at the stem end: ink runs beside the stem (or beam boxes across the stem without ink)."""
+def _beams(c: _Chord, beams: Sequence[_Sym], sp: float, binary: np.ndarray | None, from_ink: bool = False) -> int:
+    """Beam lines at the stem end: ink runs beside the stem (or beam boxes across the stem without ink); with
+    ``from_ink``, the ink decides alone (the symbols have no beam boxes)."""
     assert c.stem is not None
     end = _stem_end(c)
     toward = 1.0 if c.direction == "up" else -1.0
     xs = c.stem.xc
     lo, hi = sorted((end - toward * 0.5 * sp, end + toward * 3.0 * sp))
     touching = [b for b in beams if b.box[0] - 0.3 * sp <= xs <= b.box[2] + 0.3 * sp and b.box[1] <= hi and b.box[3] >= lo]
-    if not touching:
-        return 0
     if binary is None:
         return len(touching)
+    if not touching and not from_ink:
+        return 0
     n = max(
         _ink_beam_count(binary, int(round(col)), end, toward, sp)
         for col in (c.stem.box[0] - 0.4 * sp, c.stem.box[2] + 0.4 * sp)
     )
-    return max(1, n)
+    return max(1, n) if touching else n
 
 
 def _ink_beam_count(binary: np.ndarray, col: int, end: float, toward: float, sp: float) -> int:
@@ -749,9 +794,10 @@ def _dots(h: _Sym, dots: Sequence[_Sym], sp: float, heads: Sequence[_Sym] = ()) 
 
 
 def _tuplet_spans(
-    staves: Sequence[Staff], by_kind: dict[str, list[_Sym]]
+    staves: Sequence[Staff], by_kind: dict[str, list[_Sym]], chords: Sequence[_Chord] = ()
 ) -> list[tuple[int, float, float, tuple[int, int]]]:
-    """(staff, x0, x1, (actual, normal)) of every tuplet number: its bracket, its beam, or the notes beside it."""
+    """(staff, x0, x1, (actual, normal)) of every tuplet number: its bracket, its beam, the ``actual`` chords
+    centred under it, or the notes beside it."""
     out = []
     for t in by_kind["tuplet"]:
         digits = t.name.removeprefix("tuplet")
@@ -770,9 +816,25 @@ def _tuplet_spans(
                 b = max(cands, key=lambda b: b.box[2] - b.box[0])
                 span = (b.box[0] - 0.3 * sp, b.box[2] + 0.3 * sp)
         if span is None:
+            span = _chords_under(t, actual, [c for c in chords if c.staff == t.staff], sp)
+        if span is None:
             span = (t.xc - 0.8 * actual * sp, t.xc + 0.8 * actual * sp)
         out.append((t.staff, span[0], span[1], (actual, normal)))
     return out
+
+
+def _chords_under(t: _Sym, actual: int, chords: Sequence[_Chord], sp: float) -> tuple[float, float] | None:
+    """The x span of the ``actual`` neighbouring chords centred on a tuplet number (no bracket or beam box to
+    follow: a detector without those classes), or None when no such group is centred on it."""
+    xs = sorted(c.stem.xc if c.stem else c.heads[0].xc for c in chords if not c.grace)
+    best: tuple[float, float] | None = None
+    best_d = 1.5 * sp
+    for k in range(len(xs) - actual + 1):
+        a, b = xs[k], xs[k + actual - 1]
+        d = abs((a + b) / 2 - t.xc)
+        if b - a <= 6 * actual * sp and d < best_d:
+            best, best_d = (a - 0.3 * sp, b + 0.3 * sp), d
+    return best
 
 
 # --------------------------------------------------------------------------------------------- pitch
