@@ -304,6 +304,10 @@ def _stop_choice(s: RunSummary) -> str:
 
 def _controls(view: RunSnapshot, s: RunSummary) -> None:
     key = s.name
+    if s.live and not s.managed:
+        st.caption("Trained elsewhere and still running: watched read-only here. Stop it where it was started; "
+                   "once it ends it can be resumed or deleted from here.")
+        return
     pending = launcher.pending_stop(s.path) if s.live else None
     note = st.empty()
     c0, c1, c3, c4, c5 = st.columns([3, 0.9, 0.9, 1.1, 2.2], vertical_alignment="bottom")

@@ -446,6 +446,8 @@ class RunSnapshot:
             r = self.reading(now)
             if r.state in (RunState.FINISHED, RunState.EARLY_STOPPED):
                 return RunState(r.state), r.reason
+            if r.state == RunState.RUNNING:  # a `yolo train` elsewhere whose results.csv grows: live, read-only here
+                return RunState.RUNNING, f"trained elsewhere (read-only here): {r.reason}"
             return RunState.EXTERNAL, f"trained elsewhere: {r.reason}" if r.reason else "trained elsewhere (no run.json)"
         return state, reason
 
