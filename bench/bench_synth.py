@@ -18,7 +18,8 @@ PAGES = 12
 def _stages(renderer: str, jobs: int = 6) -> tuple[int, dict[str, float]]:
     """Seconds per page spent engraving (verovio + SVG geometry + classes), rasterising and encoding."""
     from omr_core.datasets.synth import engrave_job
-    from omr_core.datasets.synth_render import encode_png, rasterise
+    from omr_core.datasets.synth_render import rasterise
+    from omr_core.raster import encode_png
 
     spent: Counter[str] = Counter()
     pages = 0

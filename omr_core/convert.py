@@ -27,8 +27,10 @@ from omr_core.audit import (
     class_stats,
     excluded_classes,
 )
+from omr_core.datasets.yolo import write_data_yaml, write_labels
 from omr_core.errors import OmrError
 from omr_core.forecast import Forecast, forecast
+from omr_core.raster import tile_origins
 from omr_core.training.scale import SIDECAR, TrainingScale, write_sidecar
 
 Progress = Callable[[int, int], None]
@@ -295,16 +297,6 @@ def fix_boxes(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, w:
     return cb, keep, fixes
 
 
-def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
-    """Start offsets of tiles covering ``length`` px with ``overlap`` (last tile flush with the end)."""
-    if length <= tile:
-        return [0]
-    stride = max(1, int(tile * (1 - overlap)))
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return sorted(set(starts))
-
-
 @contextmanager
 def _writing(path: Path) -> Iterator[None]:
     """Name ``path`` in an OSError raised while writing it (``write()`` errors such as EFBIG carry no file name)."""
@@ -371,14 +363,15 @@ def clean_leftovers(out: str | os.PathLike[str]) -> list[str]:
     return notes
 
 
-def _format_labels(cls: np.ndarray, xywh: np.ndarray) -> list[str]:
-    return [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, (x, y, w, h) in zip(cls.tolist(), xywh.tolist())]
+def _labels(cls: np.ndarray, xywh: np.ndarray) -> np.ndarray:
+    """The (n, 5) ``[class, xc, yc, w, h]`` rows of one label file."""
+    return np.column_stack([cls, xywh]) if len(cls) else np.zeros((0, 5))
 
 
-def _write_labels(path: Path, lines: Sequence[str]) -> None:
-    """Write one label file (monkeypatched in tests to simulate a failure mid-way)."""
-    with _writing(path), open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write("".join(lines))
+def _write_labels(path: Path, labels: np.ndarray) -> None:
+    """Write one label file into the staging folder (monkeypatched in tests to simulate a failure mid-way)."""
+    with _writing(path):
+        write_labels(path, labels, atomic=False)
 
 
 def _place_image(src: Path, dst: Path, mode: str) -> str:
@@ -630,7 +623,7 @@ def convert(
                 )
                 modes.add(_place_image(src_img, tmp / "images" / sp / fnames[i], opts.images))
                 rel = f"labels/{sp}/{stem}.txt"
-                _write_labels(tmp / rel, _format_labels(cls[a:b], xywh))
+                _write_labels(tmp / rel, _labels(cls[a:b], xywh))
                 expected_files[rel] = b - a
                 written_counts += np.bincount(cls[a:b], minlength=len(plan.kept))
                 split_images[sp] = split_images.get(sp, 0) + 1
@@ -769,7 +762,7 @@ def _write_tiles(
                 [((cx0 + cx1) / 2 - tx) / tw, ((cy0 + cy1) / 2 - ty) / th, cw / tw, ch / th], axis=1
             )[good]
             rel = f"labels/{split}/{name}.txt"
-            _write_labels(tmp / rel, _format_labels(cls[good], xywh))
+            _write_labels(tmp / rel, _labels(cls[good], xywh))
             expected_files[rel] = int(good.sum())
             per_class += np.bincount(cls[good], minlength=nc)
             n_tiles += 1
@@ -778,18 +771,12 @@ def _write_tiles(
 
 def _write_data_yaml(root: Path, names: Sequence[str], splits: Sequence[str]) -> None:
     """data.yaml without a ``path`` key: Ultralytics then takes the yaml's folder as the root, so it survives a move."""
-    import yaml
-
-    body: dict[str, Any] = {s: f"images/{s}" for s in splits}
-    body["nc"] = len(names)
-    body["names"] = {i: n for i, n in enumerate(names)}
-    text = (
+    header = (
         "# Written by `omr convert`: names are official DeepScoresV2 names in new index order.\n"
         "# Excluded classes and per-class counts: excluded_classes.json\n"
-        + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
     )
     with _writing(root / "data.yaml"):
-        (root / "data.yaml").write_text(text, encoding="utf-8")
+        write_data_yaml(root / "data.yaml", None, names, {s: f"images/{s}" for s in splits}, header=header)
 
 
 def _manifest(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from omr_core.atomic import write_bytes
 from omr_core.errors import OmrError
 
 #: Engraving fonts verovio ships (those missing from an install are skipped).
@@ -361,7 +362,8 @@ def _dense_options(options: dict[str, Any], rng: np.random.Generator, scale: flo
 
 def _engrave_job(job: _Job) -> list[PageResult]:
     """Engrave, rasterise and annotate the pages of one job (runs in a worker process)."""
-    from omr_core.datasets.synth_render import degrade_scan, encode_png, rasterise, rotated_box
+    from omr_core.datasets.synth_render import degrade_scan, rasterise, rotated_box
+    from omr_core.raster import encode_png
 
     out: list[PageResult] = []
     for page in engrave_job(job.seed, job.index, job.scale, layout=job.layout):
@@ -479,12 +481,6 @@ def _categories() -> dict[str, dict[str, Any]]:
     for m in mu.values():
         out.setdefault(str(m.id), {"name": m.name, "annotation_set": m.annotation_set, "color": m.color})
     return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
@@ -630,7 +626,7 @@ def synth_dataset(
         img_id = i + 1
         meta = page.meta
         filename = f"synth-s{seed}-{img_id:05d}-{_slug(meta['piece'])}-{meta['font'].lower()}-p{meta['page']}.png"
-        _atomic_write(out / "images" / filename, page.png)
+        write_bytes(out / "images" / filename, page.png, durable=False)  # the JSON, written last, commits the set
         split = splits["test" if i in test_idx else "train"]
         ann_ids: list[str] = []
         for k, (name, a_bbox, o_bbox, area, comment) in enumerate(page.annotations, start=1):
@@ -664,8 +660,8 @@ def synth_dataset(
         )
 
     for name, data in splits.items():
-        _atomic_write(out / f"deepscores_{name}.json", orjson.dumps(data))
-    _atomic_write(
+        write_bytes(out / f"deepscores_{name}.json", orjson.dumps(data))
+    write_bytes(
         out / "synth_manifest.json", orjson.dumps({"seed": seed, "pages": manifest}, option=orjson.OPT_INDENT_2)
     )
     return SynthReport(

@@ -216,25 +216,6 @@ def _draw_texts_skia(canvas: Any, texts: Sequence[TextItem]) -> None:
         canvas.restore()
 
 
-def encode_png(img: np.ndarray, noisy: bool = False) -> bytes:
-    """Encode a grayscale page as PNG (deterministic bytes for the same pixels).
-
-    Args:
-        img: The page.
-        noisy: A scan-damaged page: grain defeats deflate's matching, so Huffman coding alone is both
-            faster (2x) and smaller.
-    """
-    import cv2
-
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    if noisy:
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-    ok, buf = cv2.imencode(".png", img, params)
-    if not ok:
-        raise RenderError("PNG encoding failed")
-    return buf.tobytes()
-
-
 @dataclass(frozen=True)
 class ScanDamage:
     """What `degrade_scan` did to a page.

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from omr_core.atomic import write_text
 from omr_core.classes import class_table
 from omr_core.datasets.deepscores import (
     DeepScoresData,
@@ -57,24 +58,6 @@ class YoloDataset:
     root: Path
     names: tuple[str, ...]
     splits: dict[str, tuple[Path, ...]]
-
-    @property
-    def index_of(self) -> dict[str, int]:
-        """Class name → YOLO index."""
-        return {n: i for i, n in enumerate(self.names)}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, then rename (permissions follow the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _user_path(text: str, where: Path, what: str) -> Path:
@@ -299,24 +282,37 @@ def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
     return YoloDataset(yaml_path=yaml_path, root=root, names=names, splits=splits)
 
 
-def write_data_yaml(path: Path | str, root: Path | str, names: Sequence[str], splits: Mapping[str, str]) -> None:
-    """Write a ``data.yaml`` the way Ultralytics writes them (names as ``{0: name, …}``), atomically.
+def write_data_yaml(
+    path: Path | str,
+    root: Path | str | None,
+    names: Sequence[str],
+    splits: Mapping[str, str],
+    *,
+    header: str = "",
+) -> Path:
+    """Write a ``data.yaml`` the way Ultralytics reads them (names as ``{0: name, …}``, ``nc``), atomically.
 
     Args:
         path: The yaml file to write.
-        root: Dataset root, written as ``path:`` as given (absolute, or relative to the yaml's folder).
+        root: Dataset root, written as ``path:`` as given (absolute, or relative to the yaml's folder); None
+            writes no ``path`` key, so Ultralytics takes the yaml's own folder and the dataset survives a move.
         names: Class names by YOLO index (unique, non-empty).
         splits: Split name → entry relative to ``root`` (e.g. ``{"train": "images/train"}``).
+        header: Comment lines written first (each starting with ``#``).
+
+    Returns:
+        ``path`` as a Path.
     """
     import yaml
 
     names = [str(n) for n in names]
     if not names or len(set(names)) != len(names) or any(not n for n in names):
         raise DataFormatError(f"{path}: class names must be unique and non-empty (got {len(names)} names)")
-    doc: dict[str, Any] = {"path": str(root)}
+    doc: dict[str, Any] = {} if root is None else {"path": str(root)}
     doc.update({k: str(v) for k, v in splits.items()})
+    doc["nc"] = len(names)
     doc["names"] = dict(enumerate(names))
-    _atomic_write_text(Path(path), yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return write_text(path, header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
 def label_path_for(image: Path | str) -> Path:
@@ -392,20 +388,35 @@ def read_labels(path: Path | str) -> np.ndarray:
     return out
 
 
-def write_labels(path: Path | str, labels: np.ndarray, *, decimals: int = 6) -> None:
-    """Write an (n, 5) ``[class, xc, yc, w, h]`` array as a YOLO label file, atomically.
+def label_text(labels: np.ndarray, *, decimals: int = 6, where: object = "labels") -> str:
+    """An (n, 5) ``[class, xc, yc, w, h]`` array as the text of a YOLO label file (one ``\n``-ended line a box).
 
-    Args:
-        path: The ``.txt`` file (folders are created).
-        labels: Class indices (integral) and normalised box centre/size.
-        decimals: Digits after the point for coordinates (6, like Ultralytics and Roboflow).
+    Raises:
+        DataFormatError: A non-finite value or a class that is not a non-negative integer (``where`` names it).
     """
     arr = np.asarray(labels, dtype=np.float64).reshape(-1, 5) if np.size(labels) else np.zeros((0, 5))
     if not np.isfinite(arr).all() or (arr[:, 0] < 0).any() or (arr[:, 0] % 1).any():
-        raise DataFormatError(f"{path}: labels must be finite with non-negative integer classes")
+        raise DataFormatError(f"{where}: labels must be finite with non-negative integer classes")
     fmt = f"{{:d}} {{:.{decimals}f}} {{:.{decimals}f}} {{:.{decimals}f}} {{:.{decimals}f}}\n"
-    text = "".join(fmt.format(int(c), x, y, w, h) for c, x, y, w, h in arr.tolist())
-    _atomic_write_text(Path(path), text)
+    return "".join(fmt.format(int(c), x, y, w, h) for c, x, y, w, h in arr.tolist())
+
+
+def write_labels(path: Path | str, labels: np.ndarray, *, decimals: int = 6, atomic: bool = True) -> None:
+    """Write an (n, 5) ``[class, xc, yc, w, h]`` array as a YOLO label file.
+
+    Args:
+        path: The ``.txt`` file (folders are created when ``atomic``).
+        labels: Class indices (integral) and normalised box centre/size.
+        decimals: Digits after the point for coordinates (6, like Ultralytics and Roboflow).
+        atomic: Through a temp file and a rename (see `omr_core.atomic`). False only inside a folder that is
+            itself put in place whole (`omr convert` stages the dataset, thousands of files, then swaps it in).
+    """
+    text = label_text(labels, decimals=decimals, where=path)
+    if atomic:
+        write_text(path, text)
+        return
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:

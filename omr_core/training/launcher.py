@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omr_core.atomic import write_json
 from omr_core.training.runs import (
     LIVE_STATES,
     LOG,
@@ -22,7 +23,6 @@ from omr_core.training.runs import (
     RunView,
     _locked,
     append_event,
-    atomic_write_json,
     effective_state,
     find_run,
     process_alive,
@@ -129,7 +129,7 @@ def launch(
             f"resume it (omr resume {spec.name}) or delete it"
         ) from None
     now = time.time()
-    atomic_write_json(
+    write_json(
         run_dir / RUN_JSON,
         {
             "format": 1,
@@ -222,7 +222,7 @@ def stop(run: str | os.PathLike[str], runs_dir: str | os.PathLike[str] | None = 
         raise RunError(f"stop at {at!r}: use 'batch' or 'epoch'")
     run_dir = find_run(_runs_dir(runs_dir), str(run))
     _live_doc(run_dir)
-    atomic_write_json(run_dir / STOP_REQUEST, {"mode": at, "t": time.time()})
+    write_json(run_dir / STOP_REQUEST, {"mode": at, "t": time.time()})
     append_event(run_dir, "stop_requested", f"Stop requested ({'after this batch' if at == 'batch' else 'at the end of this epoch'}).")
     return run_dir
 
@@ -301,7 +301,7 @@ def resume(
         doc.update(mode="resume", state="starting", launched=now, resume_from=s.resumable, resume_args=over,
                    history=history, pid=None, pid_create_time=None, started=None, ended=None, exit_code=None, duration_s=None,
                    reason="", phase=None, updated=now)
-        atomic_write_json(run_dir / RUN_JSON, doc)
+        write_json(run_dir / RUN_JSON, doc)
     (run_dir / STOP_REQUEST).unlink(missing_ok=True)
     append_event(run_dir, "resumed", f"Resuming from {s.resumable} (epoch {s.epoch} done of {s.epochs}).")
     try:

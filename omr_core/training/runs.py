@@ -6,7 +6,6 @@ import contextlib
 import math
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from omr_core.atomic import write_json
 from omr_core.errors import OmrError
 from omr_core.training.tail import ColumnStore, JsonlTail, ResultsCsvTail, _flatten, tail_text
 
@@ -54,29 +54,6 @@ class RunError(OmrError):
 class RunExistsError(RunError):
     """A run folder with that name exists already (or another launch is creating it right now)."""
 
-
-# -- small atomic file helpers ---------------------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON (NaN and infinities become null)."""
-    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -135,7 +112,7 @@ def update_run_json(run_dir: str | os.PathLike[str], changes: Mapping[str, Any] 
         doc.update(changes or {})
         doc.update(kw)
         doc["updated"] = time.time()
-        atomic_write_json(run_dir / RUN_JSON, doc)
+        write_json(run_dir / RUN_JSON, doc)
     return doc
 
 

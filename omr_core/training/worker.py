@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from omr_core.atomic import write_atomic
 from omr_core.training.redo import set_aside_redone
 from omr_core.training.runs import (
     BATCHES,
@@ -264,9 +265,7 @@ class Worker:
                 # Ultralytics' final step strips the optimizer from last.pt: keep a copy that can resume.
                 last = self.run_dir / LAST
                 if last.is_file():
-                    tmp = last.with_name(".last_resumable.tmp")
-                    shutil.copyfile(last, tmp)
-                    os.replace(tmp, self.run_dir / RESUMABLE)
+                    write_atomic(self.run_dir / RESUMABLE, lambda tmp: shutil.copyfile(last, tmp))
                     self.copied_resumable = True
                     changes.update(resume_from=RESUMABLE, checkpoint_epoch=self.saved_epoch)
         update_run_json(self.run_dir, changes)

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recon_fixtures import deepscores_names, draw_page, make_model  # noqa: E402
 
 from omr_core.classes import GROUPS, class_table  # noqa: E402
+from omr_core.raster import tile_origins  # noqa: E402
 from omr_core.review.inference import (  # noqa: E402
     ModelError,
     _not_cut,
@@ -20,7 +21,6 @@ from omr_core.review.inference import (  # noqa: E402
     find_checkpoints,
     load_model,
     predict,
-    tile_origins,
 )
 
 

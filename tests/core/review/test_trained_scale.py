@@ -12,8 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recon_fixtures import deepscores_names, make_model  # noqa: E402
 
 from omr_core.cli import main  # noqa: E402
+from omr_core.raster import tile_origins  # noqa: E402
 from omr_core.review.images import load_page  # noqa: E402
-from omr_core.review.inference import load_model, plan_inference, tile_origins  # noqa: E402
+from omr_core.review.inference import load_model, plan_inference  # noqa: E402
 from omr_core.review.pipeline import review_page  # noqa: E402
 from omr_core.training.scale import CKPT_KEY, TrainingScale  # noqa: E402
 from tests.tiny_reading_model import TinyModel, train_tiny_reading_model  # noqa: E402

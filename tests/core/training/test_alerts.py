@@ -7,8 +7,9 @@ from pathlib import Path
 
 import psutil
 
+from omr_core.atomic import write_json
 from omr_core.training.alerts import Thresholds, evaluate, event_alerts, live_alerts
-from omr_core.training.runs import RunView, append_event, append_jsonl, atomic_write_json
+from omr_core.training.runs import RunView, append_event, append_jsonl
 
 NOW = 1_800_000_000.0
 
@@ -18,7 +19,7 @@ def _run(tmp_path: Path, *, phase: str = "train", phase_since: float = NOW - 900
     d.mkdir()
     p = psutil.Process()
     pid, ctime = (p.pid, p.create_time()) if live else (None, None)
-    atomic_write_json(d / "run.json", {"state": "running" if live else "finished", "pid": pid, "pid_create_time": ctime,
+    write_json(d / "run.json", {"state": "running" if live else "finished", "pid": pid, "pid_create_time": ctime,
                                        "phase": phase, "phase_since": phase_since, "started": NOW - 1000,
                                        "args": {"epochs": 10}})
     return d
@@ -58,7 +59,7 @@ def test_stalled_training_and_validation(tmp_path: Path) -> None:
     v = tmp_path / "v"
     v.mkdir()
     d2 = _run(v, phase="val", phase_since=NOW - 7200)
-    atomic_write_json(d2 / "run.json", {**(RunView(d2).poll().doc or {}), "val_seconds": 60.0})
+    write_json(d2 / "run.json", {**(RunView(d2).poll().doc or {}), "val_seconds": 60.0})
     assert kinds(live_alerts(RunView(d2).poll(), NOW)) == {"stalled"}
     assert live_alerts(RunView(d2).poll(), NOW - 7200 + 600) == []
 
@@ -99,7 +100,7 @@ def test_recorded_events_become_alerts(tmp_path: Path) -> None:
 def test_vanished_worker_is_an_alert(tmp_path: Path) -> None:
     d = tmp_path / "r"
     d.mkdir()
-    atomic_write_json(d / "run.json", {"state": "running", "pid": 2**22 + 7, "pid_create_time": 1.0})
+    write_json(d / "run.json", {"state": "running", "pid": 2**22 + 7, "pid_create_time": 1.0})
     assert kinds(live_alerts(RunView(d).poll(), NOW)) == {"worker_vanished"}
 
 
@@ -118,7 +119,7 @@ def _epoch(e: int, cls: float, m50: float = 0.2, box: float = 1.5, train_cls: fl
 def test_divergence_without_nan(tmp_path: Path) -> None:
     # The reported run: lr0 = 1, val/cls_loss 5.8e21 at epoch 4, never non-finite.
     d = _run(tmp_path)
-    atomic_write_json(d / "run.json", {**(RunView(d).poll().doc or {}), "args": {"epochs": 10, "lr0": 1.0}})
+    write_json(d / "run.json", {**(RunView(d).poll().doc or {}), "args": {"epochs": 10, "lr0": 1.0}})
     _batches(d, [1.0] * 20)
     _results(d, [_epoch(1, 3.1, train_cls=3.5), _epoch(2, 4.0e3, train_cls=60), _epoch(3, 2.2e12, train_cls=900),
                  _epoch(4, 5.8e21, train_cls=2e4)])
@@ -169,7 +170,7 @@ def test_healthy_losses_and_noise_do_not_alert(tmp_path: Path) -> None:
 
 def _flat_run(tmp_path: Path, batch: int, nbs: int, nb: int, epochs_done: int = 3) -> RunView:
     d = _run(tmp_path)
-    atomic_write_json(d / "run.json", {**(RunView(d).poll().doc or {}),
+    write_json(d / "run.json", {**(RunView(d).poll().doc or {}),
                                        "args": {"epochs": 8, "batch": batch, "nbs": nbs, "warmup_epochs": 3.0}})
     for e in range(epochs_done):
         for i in range(nb):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omr_core.training.runs import atomic_write_json
+from omr_core.atomic import write_json
 from omr_core.training.worker import Worker, _EventHandler, classify_log_line
 
 
@@ -51,7 +51,7 @@ def test_worker_callbacks_survive_ddp_pickling(tmp_path: Path) -> None:
 
     d = tmp_path / "run"
     d.mkdir()
-    atomic_write_json(d / "run.json", {"state": "starting", "args": {"epochs": 3}})
+    write_json(d / "run.json", {"state": "starting", "args": {"epochs": 3}})
     w = Worker(d)
     w._view = RunView(d).poll()  # holds locks: must not travel
     fn = w._guard(w.on_train_batch_end)
@@ -71,7 +71,7 @@ def test_worker_records_a_live_alert_once(tmp_path: Path) -> None:
     d.mkdir()
     me = psutil.Process()
     now = time.time()
-    atomic_write_json(d / "run.json", {"state": "running", "pid": me.pid, "pid_create_time": me.create_time(),
+    write_json(d / "run.json", {"state": "running", "pid": me.pid, "pid_create_time": me.create_time(),
                                        "phase": "train", "phase_since": now - 100, "args": {"epochs": 3}})
     t = now - 60
     for i, sec in enumerate([0.5] * 40 + [3.0] * 10):
