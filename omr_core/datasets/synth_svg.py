@@ -810,8 +810,3 @@ def prim_outline(p: Prim) -> np.ndarray:
         return pts
     offsets = np.array([(-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)])
     return (pts[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
-
-
-def iter_prims(page: PageGeometry, owner: str) -> Iterator[Prim]:
-    """Primitives of one owner class."""
-    return (p for p in page.prims if p.owner == owner)
