@@ -614,13 +614,7 @@ class _Walker:
             return
         pg, pm = geo
         full = mul(um, pm)
-        b = pg.box
-        b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
-        if is_axis_aligned(full):
-            box = map_box(full, b)
-        else:
-            pts = [apply(full, x, y) for x, y in pg.points]
-            box = (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts), max(p[1] for p in pts))
+        box = _outline_box(full, pg, w)
         det = abs(full[0] * full[3] - full[1] * full[2])
         origin = apply(um, 0.0, 0.0)
         scale = math.sqrt(det)
@@ -645,15 +639,7 @@ class _Walker:
             self.prims.append(Prim("line", owner, group, box, area, ctx=ctx, element=el, matrix=m, pad=0.0))
             return
         pg = _geometry_cached(d)
-        b = pg.box
-        # round caps/joins widen the outline by half the stroke in every direction; for miter joins
-        # on verovio's smooth slur/tie outlines the same holds up to rounding
-        b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
-        if is_axis_aligned(m):
-            box = map_box(m, b)
-        else:
-            pts = [apply(m, x, y) for x, y in pg.points]
-            box = _pts_box(pts)
+        box = _outline_box(m, pg, w)
         det = abs(m[0] * m[3] - m[1] * m[2])
         perim = _perimeter(pg.points)
         area = ((pg.area if filled else 0.0) + perim * w / 2) * det
@@ -752,6 +738,19 @@ _SHAPES = {
     "rect": _Walker._rect,
     "text": _Walker._text,
 }
+
+
+def _outline_box(m: Matrix, pg: PathGeometry, w: float) -> Box:
+    """Page box of an outline drawn through ``m`` with a stroke of width ``w`` (its own units).
+
+    Round caps/joins widen the outline by half the stroke in every direction; for miter joins on verovio's
+    smooth slur/tie outlines the same holds up to rounding.
+    """
+    b = pg.box
+    b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
+    if is_axis_aligned(m):
+        return map_box(m, b)
+    return _pts_box([apply(m, x, y) for x, y in pg.points])
 
 
 def _pts_box(pts: list[tuple[float, float]]) -> Box:
