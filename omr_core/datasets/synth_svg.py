@@ -147,6 +147,9 @@ def path_geometry(d: str, flatten: int = 8) -> PathGeometry:
     Returns:
         The path's `PathGeometry`.
     """
+    # One function on purpose: a single pass over the tokens with the pen state in locals and closures is the
+    # engraver's hottest loop (every glyph outline and slur of every page); methods on a parser object cost
+    # attribute lookups per point.
     tokens = _PATH_TOKEN.findall(d)
     xs: list[float] = []
     ys: list[float] = []
