@@ -53,10 +53,10 @@ def test_worker_callbacks_survive_ddp_pickling(tmp_path: Path) -> None:
     d.mkdir()
     write_json(d / "run.json", {"state": "starting", "args": {"epochs": 3}})
     w = Worker(d)
-    w._view = RunView(d).poll()  # holds locks: must not travel
+    w.alerts.view = RunView(d).poll()  # holds locks: must not travel
     fn = w._guard(w.on_train_batch_end)
     clone = cloudpickle.loads(cloudpickle.dumps({"on_train_batch_end": [fn]}))
-    assert callable(clone["on_train_batch_end"][0]) and w._view is not None
+    assert callable(clone["on_train_batch_end"][0]) and w.alerts.view is not None
 
 
 def test_worker_records_a_live_alert_once(tmp_path: Path) -> None:
@@ -78,8 +78,8 @@ def test_worker_records_a_live_alert_once(tmp_path: Path) -> None:
         t += sec
         append_jsonl(d / "batches.jsonl", {"t": min(t, now - 1), "epoch": 0, "i": i + 1, "nb": 50, "sec": sec})
     w = Worker(d)
-    w._on_sample({"t": now})
-    w._on_sample({"t": now + 1})  # within ALERT_CHECK_S: not checked again
-    w._on_sample({"t": now + 6})  # checked again, still active: not recorded twice
+    w.alerts.on_sample({"t": now})
+    w.alerts.on_sample({"t": now + 1})  # within ALERT_CHECK_S: not checked again
+    w.alerts.on_sample({"t": now + 6})  # checked again, still active: not recorded twice
     events = [orjson.loads(x) for x in (d / "events.jsonl").read_bytes().splitlines()]
     assert [(e["kind"], e["alert"]) for e in events] == [("alert", "throughput_collapse")]
