@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
-import uuid
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from omr_core.atomic import write_atomic
 
 #: Page sizes seen in DeepScoresV2 and how often this generator draws them.
 PAGE_SIZES: tuple[tuple[tuple[int, int], float], ...] = (
@@ -168,9 +168,8 @@ def make_big_deepscores(
         "categories": _categories_block(rows),
         "images": images,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # same folder: the rename is atomic
-    try:
+
+    def stream(tmp: Path) -> None:  # streamed: the file is too big to build in memory first
         with tmp.open("xb") as f:
             # The released files are written by Python's json with its default ", " and ": " separators.
             f.write(json.dumps(head).encode()[:-1])  # drop the closing brace, annotations follow
@@ -228,10 +227,8 @@ def make_big_deepscores(
                     f.write(b", ")
                 f.write(body)
             f.write(b"}}")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, stream)
     return path
 
 

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from omr_core.atomic import write_text
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DOC = REPO / "docs" / "benchmarks.md"
@@ -87,9 +89,7 @@ def update_doc(text: str) -> None:
     doc = doc.split(MARK)[0].rstrip() + "\n\n"
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     doc += f"{MARK}\n\nRun {dt.date.today().isoformat()} on {machine}.\n\n{text}\n"
-    tmp = DOC.with_suffix(".tmp")
-    tmp.write_text(doc, encoding="utf-8")
-    tmp.replace(DOC)
+    write_text(DOC, doc)
 
 
 def main(argv: list[str] | None = None) -> int:

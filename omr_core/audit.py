@@ -17,6 +17,7 @@ from omr_core import recipe
 from omr_core.classes import GROUPS, Category, class_table
 from omr_core.errors import CriticalExclusionError, DataFormatError, OmrError, UnknownClassError
 from omr_core.forecast import Forecast, forecast
+from omr_core.raster import crop_with_boxes, grey_page
 
 if TYPE_CHECKING:
     from omr_core.datasets.tables import AnnotationTables
@@ -1008,14 +1009,8 @@ def sample_crops(ds: LoadedDataset, name: str, n: int = 12, seed: int = 0) -> li
     return out
 
 
-@lru_cache(maxsize=16)
-def _page(path: str, mtime_ns: int) -> Any:
-    """Decoded page in its own mode (grayscale pages stay 1 byte/px, so 16 dense pages are ~90 MB)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
-        return im if im.mode in ("L", "RGB") else im.convert("RGB")
+#: The colour of the annotation's box in gallery crops (RGB).
+CROP_BOX_COLOR = (230, 30, 30)
 
 
 def render_crop(path: str, box: Sequence[float], *, context: float = 0.5, min_context_px: int = 12, thumb: int = 160) -> np.ndarray:
@@ -1024,33 +1019,18 @@ def render_crop(path: str, box: Sequence[float], *, context: float = 0.5, min_co
     Args:
         path: Page image.
         box: ``(x0, y0, x1, y1)`` in page pixels.
-        context: Context margin as a fraction of the box's longer side.
+        context: Context margin on each axis as a fraction of the box's extent on that axis.
         min_context_px: Smallest margin in page pixels (tiny symbols still get surroundings).
         thumb: Longest side of the returned thumbnail.
 
     Returns:
         An RGB ``uint8`` array.
-    """
-    from PIL import Image, ImageDraw
 
+    Raises:
+        OmrError: The page cannot be read, or the box lies outside it (the message names the file).
+    """
+    page = grey_page(path)
     try:
-        page = _page(str(path), os.stat(path).st_mtime_ns)
-    except (OSError, ValueError) as exc:
-        raise OmrError(f"cannot read page image {path}: {exc}") from None
-    x0, y0, x1, y1 = (float(v) for v in box)
-    m = max(min_context_px, context * max(x1 - x0, y1 - y0))
-    cx0, cy0 = max(0, int(x0 - m)), max(0, int(y0 - m))
-    cx1, cy1 = min(page.width, int(np.ceil(x1 + m)) + 1), min(page.height, int(np.ceil(y1 + m)) + 1)
-    if cx1 <= cx0 or cy1 <= cy0:
-        raise OmrError(f"box {tuple(box)} lies outside page image {path} ({page.width}x{page.height})")
-    crop = page.crop((cx0, cy0, cx1, cy1)).convert("RGB")
-    f = thumb / max(crop.width, crop.height)
-    size = (max(1, round(crop.width * f)), max(1, round(crop.height * f)))
-    crop = crop.resize(size, Image.Resampling.NEAREST if f > 1 else Image.Resampling.BOX)
-    draw = ImageDraw.Draw(crop)
-    draw.rectangle(
-        ((x0 - cx0) * f, (y0 - cy0) * f, max((x1 - cx0) * f, (x0 - cx0) * f + 1), max((y1 - cy0) * f, (y0 - cy0) * f + 1)),
-        outline=(230, 30, 30),
-        width=max(1, thumb // 80),
-    )
-    return np.asarray(crop)
+        return crop_with_boxes(page, [(box, CROP_BOX_COLOR)], context=context, min_context=min_context_px, size=thumb)
+    except OmrError as exc:
+        raise OmrError(f"{path}: {exc}") from None

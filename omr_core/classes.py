@@ -48,6 +48,32 @@ GROUPS: tuple[str, ...] = (
     "other",
 )
 
+#: One colour per class group (RGB hex), the same on every page and figure: the review overlay and its PNG, the
+#: audit's charts. "unofficial" is for names outside DeepScoresV2.
+GROUP_COLORS: dict[str, str] = {
+    "noteheads": "#1f77b4",
+    "clefs": "#9467bd",
+    "rests": "#8c564b",
+    "accidentals": "#2ca02c",
+    "key signatures": "#17becf",
+    "time signatures": "#bcbd22",
+    "flags": "#e377c2",
+    "articulations": "#7f7f7f",
+    "dynamics": "#ff7f0e",
+    "thin/long": "#d62728",
+    "ornaments": "#aec7e8",
+    "tuplets": "#98df8a",
+    "fingering": "#c5b0d5",
+    "other": "#c49c94",
+    "unofficial": "#000000",
+}
+
+
+def group_color(group: str) -> str:
+    """The colour of ``group`` (`GROUP_COLORS`); an unknown group gets the colour of "other"."""
+    return GROUP_COLORS.get(group, GROUP_COLORS["other"])
+
+
 _PREFIX_GROUPS: tuple[tuple[str, str], ...] = (
     ("notehead", "noteheads"),
     ("clef", "clefs"),

@@ -27,8 +27,10 @@ from omr_core.audit import (
     class_stats,
     excluded_classes,
 )
+from omr_core.datasets.yolo import write_data_yaml, write_labels
 from omr_core.errors import OmrError
 from omr_core.forecast import Forecast, forecast
+from omr_core.raster import tile_origins
 from omr_core.training.scale import SIDECAR, TrainingScale, write_sidecar
 
 Progress = Callable[[int, int], None]
@@ -295,16 +297,6 @@ def fix_boxes(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, w:
     return cb, keep, fixes
 
 
-def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
-    """Start offsets of tiles covering ``length`` px with ``overlap`` (last tile flush with the end)."""
-    if length <= tile:
-        return [0]
-    stride = max(1, int(tile * (1 - overlap)))
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return sorted(set(starts))
-
-
 @contextmanager
 def _writing(path: Path) -> Iterator[None]:
     """Name ``path`` in an OSError raised while writing it (``write()`` errors such as EFBIG carry no file name)."""
@@ -371,14 +363,15 @@ def clean_leftovers(out: str | os.PathLike[str]) -> list[str]:
     return notes
 
 
-def _format_labels(cls: np.ndarray, xywh: np.ndarray) -> list[str]:
-    return [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, (x, y, w, h) in zip(cls.tolist(), xywh.tolist())]
+def _labels(cls: np.ndarray, xywh: np.ndarray) -> np.ndarray:
+    """The (n, 5) ``[class, xc, yc, w, h]`` rows of one label file."""
+    return np.column_stack([cls, xywh]) if len(cls) else np.zeros((0, 5))
 
 
-def _write_labels(path: Path, lines: Sequence[str]) -> None:
-    """Write one label file (monkeypatched in tests to simulate a failure mid-way)."""
-    with _writing(path), open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write("".join(lines))
+def _write_labels(path: Path, labels: np.ndarray) -> None:
+    """Write one label file into the staging folder (monkeypatched in tests to simulate a failure mid-way)."""
+    with _writing(path):
+        write_labels(path, labels, atomic=False)
 
 
 def _place_image(src: Path, dst: Path, mode: str) -> str:
@@ -510,12 +503,7 @@ def convert(
     """
     t0 = time.perf_counter()
     opts = options or ConvertOptions()
-    opts.validate()
-    plan.check()
-    if tuple(plan.universe) != tuple(ds.names):
-        raise ConvertError("the exclusion plan was made for another class list than this dataset's")
-    if not plan.kept:
-        raise ConvertError("the plan excludes every class; nothing would be left to train on")
+    _check_plan(ds, plan, opts)
     out_p = Path(out).expanduser().absolute()
     _guard_paths(ds, out_p)
     leftovers = clean_leftovers(out_p)  # before the emptiness check: a killed swap may have set OUT aside
@@ -528,8 +516,99 @@ def convert(
         if log is not None:
             log(msg)
 
+    pages = _source_pages(ds, opts)
+    kept = _kept_boxes(ds, plan, pages.n)
+    stats = class_stats(ds, opts.imgsz or 1024)
+    src_counts = dict(zip(stats["name"], stats["instances"].astype(int)))
+    override = plan.override_log()
+    for line in (*leftovers, *([override] if override else [])):
+        say(line)
+    for line in _intro(ds, plan, stats, kept.fixes, pages.n, src_counts):
+        say(line)
+    tmp = out_p.parent / f".{out_p.name}{_TMP_TAG}{_owner_tag()}-{uuid.uuid4().hex[:8]}"
+    try:
+        out_p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        done = _write_pages(tmp, pages, kept, len(plan.kept), opts, progress)
+        fixes = kept.fixes
+        if opts.tile is not None:
+            fixes = BoxFixes(**{**fixes.to_dict(), "slivers": done.slivers, "lost_in_tiling": done.lost})
+            say(
+                f"tiling: {done.tiles} tiles of {opts.tile}px (overlap {opts.overlap:.0%}) from {pages.n} pages; "
+                f"{done.slivers} sliver pieces dropped, {done.lost} boxes kept by no tile"
+            )
+        counts = {n: int(done.counts[j]) for j, n in enumerate(plan.kept)}
+        fc = _write_metadata(tmp, ds, plan, stats, counts, fixes, done, opts, override)
+        ver = verify_output(
+            tmp,
+            plan,
+            expected=counts,
+            expected_files=done.expected_files,
+            source_counts=None if opts.tile else {n: src_counts.get(n, 0) - kept.dropped[n] for n in plan.kept},
+        )
+        if progress is not None:
+            progress(pages.n + 1, pages.n + 1)
+        for line in ver.lines:
+            say("verify " + line)
+        if not ver.ok:
+            raise ConvertError("verification of the written dataset failed:\n  " + "\n  ".join(ver.lines))
+        mode = "+".join(sorted(done.modes))
+        say(f"images: {mode}; {sum(done.split_images.values())} images in {', '.join(f'{k} {v}' for k, v in done.split_images.items())}")
+        say(f"wrote {int(done.counts.sum())} labels in {time.perf_counter() - t0:.1f} s")
+        with _writing(tmp / "convert.log"):
+            (tmp / "convert.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out_p)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OmrError):  # disk full, ulimit -f: a message, not a traceback
+            raise ConvertWriteError.wrap(exc, out_p, tmp) from exc
+        raise
+    return ConvertReport(
+        out=out_p,
+        data_yaml=out_p / "data.yaml",
+        names=plan.kept,
+        excluded=plan.excluded,
+        counts=counts,
+        split_images=done.split_images,
+        labels=int(done.counts.sum()),
+        fixes=fixes,
+        tiles=done.tiles,
+        image_mode=mode,
+        verification=ver,
+        seconds=time.perf_counter() - t0,
+        log=tuple(lines),
+        forecast=fc,
+    )
+
+
+def _check_plan(ds: LoadedDataset, plan: ExclusionPlan, opts: ConvertOptions) -> None:
+    """Refuse options and plans that cannot convert ``ds`` (before anything is touched on disk)."""
+    opts.validate()
+    plan.check()
+    if tuple(plan.universe) != tuple(ds.names):
+        raise ConvertError("the exclusion plan was made for another class list than this dataset's")
+    if not plan.kept:
+        raise ConvertError("the plan excludes every class; nothing would be left to train on")
+
+
+@dataclass(frozen=True)
+class _Pages:
+    """The source pages of a conversion: their image files, output names and splits, row by row."""
+
+    paths: np.ndarray  # page image paths (object array)
+    fnames: list[str]  # output file names
+    splits: np.ndarray  # "train" / "val" / "test" per page
+    width: np.ndarray
+    height: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.fnames)
+
+
+def _source_pages(ds: LoadedDataset, opts: ConvertOptions) -> _Pages:
+    """The pages to write, refused when an image is missing, unloadable, or two would get one output name."""
     imgs = ds.data.images.reset_index(drop=True)
-    ann = ds.data.annotations
     n_img = len(imgs)
     if n_img == 0:
         raise ConvertError(f"{', '.join(map(str, ds.paths))}: the dataset has no images")
@@ -554,153 +633,145 @@ def convert(
                 "file stems must be unique per split"
             )
         seen[key] = i
+    return _Pages(paths, fnames, splits, imgs["width"].to_numpy(np.float64), imgs["height"].to_numpy(np.float64))
 
-    # Select and repair the kept boxes (vectorised over the whole dataset).
+
+@dataclass(frozen=True)
+class _KeptBoxes:
+    """The kept, repaired boxes of the whole dataset sorted by page: page ``i`` owns ``bounds[i]:bounds[i+1]``."""
+
+    boxes: np.ndarray  # (n, 4) xyxy page pixels
+    cls: np.ndarray  # new class index
+    bounds: np.ndarray
+    fixes: BoxFixes
+    dropped: dict[str, int]  # boxes dropped as outside/invalid, per kept name
+
+
+def _kept_boxes(ds: LoadedDataset, plan: ExclusionPlan, n_img: int) -> _KeptBoxes:
+    """Select the boxes of kept classes and repair them (vectorised over the whole dataset)."""
+    imgs = ds.data.images.reset_index(drop=True)
+    ann = ds.data.annotations
     rows = _image_rows(ds.data)
     keep = plan.kept_mask(ann) & (rows >= 0)
     new_index = plan.new_index
     name_arr = ann["name"].astype(str).to_numpy()[keep]
     cls = pd.Series(name_arr).map(new_index).to_numpy(dtype=np.int64)
     r = rows[keep]
-    W = imgs["width"].to_numpy(np.float64)[r]
-    H = imgs["height"].to_numpy(np.float64)[r]
     boxes, ok, fixes = fix_boxes(
         ann["x0"].to_numpy(np.float64)[keep],
         ann["y0"].to_numpy(np.float64)[keep],
         ann["x1"].to_numpy(np.float64)[keep],
         ann["y1"].to_numpy(np.float64)[keep],
-        W,
-        H,
+        imgs["width"].to_numpy(np.float64)[r],
+        imgs["height"].to_numpy(np.float64)[r],
     )
-    boxes, cls, r, W, H = boxes[ok], cls[ok], r[ok], W[ok], H[ok]
+    boxes, cls, r = boxes[ok], cls[ok], r[ok]
     order = np.argsort(r, kind="stable")
-    boxes, cls, r, W, H = boxes[order], cls[order], r[order], W[order], H[order]
-    bounds = np.searchsorted(r, np.arange(n_img + 1))
-
-    stats = class_stats(ds, opts.imgsz or 1024)
-    src_counts = dict(zip(stats["name"], stats["instances"].astype(int)))
-    dropped_per_class = {n: 0 for n in plan.kept}
+    boxes, cls, r = boxes[order], cls[order], r[order]
+    dropped = {n: 0 for n in plan.kept}
     if (~ok).any():
         for c, k in zip(*np.unique(pd.Series(name_arr[~ok]).map(new_index).to_numpy(), return_counts=True)):
-            dropped_per_class[plan.kept[int(c)]] += int(k)
+            dropped[plan.kept[int(c)]] += int(k)
+    return _KeptBoxes(boxes, cls, np.searchsorted(r, np.arange(n_img + 1)), fixes, dropped)
 
-    for note in leftovers:
-        say(note)
-    override = plan.override_log()
-    if override:
-        say(override)
-    say(f"source: {', '.join(map(str, ds.paths))} ({ds.kind}, {n_img} images, {int(sum(src_counts.values()))} instances)")
-    say(f"kept {len(plan.kept)} classes, excluded {len(plan.excluded)}: {', '.join(plan.excluded) or '(none)'}")
-    for excl in excluded_classes(plan, stats):
-        say(f"exclude {excl.line}")
-    say(
+
+def _intro(
+    ds: LoadedDataset, plan: ExclusionPlan, stats: pd.DataFrame, fixes: BoxFixes, n_img: int, src_counts: dict[str, int]
+) -> list[str]:
+    """The log's opening lines: the source, the plan, every excluded class and the box repairs."""
+    lines = [
+        f"source: {', '.join(map(str, ds.paths))} ({ds.kind}, {n_img} images, {int(sum(src_counts.values()))} instances)",
+        f"kept {len(plan.kept)} classes, excluded {len(plan.excluded)}: {', '.join(plan.excluded) or '(none)'}",
+    ]
+    lines += [f"exclude {excl.line}" for excl in excluded_classes(plan, stats)]
+    lines.append(
         "boxes: "
         + ", ".join(f"{k} {v}" for k, v in fixes.to_dict().items() if k not in ("slivers", "lost_in_tiling"))
         + " (degenerate widened to 1 px, inverted swapped, clipped kept; outside/invalid dropped)"
     )
+    return lines
 
-    page_w = imgs["width"].to_numpy(np.float64)
-    page_h = imgs["height"].to_numpy(np.float64)
-    tmp = out_p.parent / f".{out_p.name}{_TMP_TAG}{_owner_tag()}-{uuid.uuid4().hex[:8]}"
-    total_steps = n_img + 1
-    written_counts = np.zeros(len(plan.kept), dtype=np.int64)
-    split_images: dict[str, int] = {}
-    expected_files: dict[str, int] = {}  # label file (relative) -> lines
-    modes: set[str] = set()
-    n_tiles = 0
-    slivers = lost = 0
-    try:
-        out_p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        used_splits = [s for s in ("train", "val", "test") if (splits == s).any()]
-        for s in used_splits:
-            (tmp / "images" / s).mkdir(parents=True)
-            (tmp / "labels" / s).mkdir(parents=True)
-        for i in range(n_img):
-            sp = str(splits[i])
-            a, b = bounds[i], bounds[i + 1]
-            src_img = Path(str(paths[i])).resolve()
-            stem = Path(fnames[i]).stem
-            if opts.tile is None:
-                bb = boxes[a:b]
-                wi, hi = float(page_w[i]), float(page_h[i])
-                xywh = np.stack(
-                    [(bb[:, 0] + bb[:, 2]) / 2 / wi, (bb[:, 1] + bb[:, 3]) / 2 / hi, (bb[:, 2] - bb[:, 0]) / wi, (bb[:, 3] - bb[:, 1]) / hi],
-                    axis=1,
-                )
-                modes.add(_place_image(src_img, tmp / "images" / sp / fnames[i], opts.images))
-                rel = f"labels/{sp}/{stem}.txt"
-                _write_labels(tmp / rel, _format_labels(cls[a:b], xywh))
-                expected_files[rel] = b - a
-                written_counts += np.bincount(cls[a:b], minlength=len(plan.kept))
-                split_images[sp] = split_images.get(sp, 0) + 1
-            else:
-                t, sl, lost_b, per_class = _write_tiles(tmp, sp, stem, src_img, boxes[a:b], cls[a:b], opts, len(plan.kept), expected_files)
-                n_tiles += t
-                slivers += sl
-                lost += lost_b
-                written_counts += per_class
-                split_images[sp] = split_images.get(sp, 0) + t
-                modes.add("tile")
-            if progress is not None:
-                progress(i + 1, total_steps)
-        if opts.tile is not None:
-            fixes = BoxFixes(**{**fixes.to_dict(), "slivers": slivers, "lost_in_tiling": lost})
-            say(
-                f"tiling: {n_tiles} tiles of {opts.tile}px (overlap {opts.overlap:.0%}) from {n_img} pages; "
-                f"{slivers} sliver pieces dropped, {lost} boxes kept by no tile"
+
+@dataclass
+class _Written:
+    """What `_write_pages` put in the staging folder."""
+
+    counts: np.ndarray  # labels per new class index
+    split_images: dict[str, int] = field(default_factory=dict)  # images (pages or tiles) per split
+    expected_files: dict[str, int] = field(default_factory=dict)  # label file (relative) -> lines
+    modes: set[str] = field(default_factory=set)  # how images were placed: copy, hardlink, symlink, tile
+    tiles: int = 0
+    slivers: int = 0
+    lost: int = 0
+
+    @property
+    def used_splits(self) -> list[str]:
+        return [s for s in ("train", "val", "test") if s in self.split_images]
+
+
+def _write_pages(
+    tmp: Path, pages: _Pages, kept: _KeptBoxes, nc: int, opts: ConvertOptions, progress: Progress | None
+) -> _Written:
+    """Place every page (or its tiles) and write its labels into the staging folder ``tmp``; one progress step each."""
+    done = _Written(np.zeros(nc, dtype=np.int64))
+    for s in [s for s in ("train", "val", "test") if (pages.splits == s).any()]:
+        (tmp / "images" / s).mkdir(parents=True)
+        (tmp / "labels" / s).mkdir(parents=True)
+    boxes, cls, bounds = kept.boxes, kept.cls, kept.bounds
+    for i in range(pages.n):
+        sp = str(pages.splits[i])
+        a, b = bounds[i], bounds[i + 1]
+        src_img = Path(str(pages.paths[i])).resolve()
+        stem = Path(pages.fnames[i]).stem
+        if opts.tile is None:
+            bb = boxes[a:b]
+            wi, hi = float(pages.width[i]), float(pages.height[i])
+            xywh = np.stack(
+                [(bb[:, 0] + bb[:, 2]) / 2 / wi, (bb[:, 1] + bb[:, 3]) / 2 / hi, (bb[:, 2] - bb[:, 0]) / wi, (bb[:, 3] - bb[:, 1]) / hi],
+                axis=1,
             )
-        counts = {n: int(written_counts[j]) for j, n in enumerate(plan.kept)}
-        _write_data_yaml(tmp, plan.kept, used_splits)
-        with _writing(tmp / SIDECAR):  # the scale the model must later be run at (omr_core/training/scale.py)
-            write_sidecar(tmp, TrainingScale(tile=opts.tile, overlap=opts.overlap if opts.tile else 0.0, imgsz=opts.imgsz))
-        fc = None
-        if opts.imgsz:
-            train_rows = [v for k, v in expected_files.items() if k.startswith("labels/train/")]
-            fc = forecast(16, opts.imgsz, max(train_rows, default=0), len(plan.kept))
-        manifest = _manifest(ds, plan, stats, counts, fixes, split_images, opts, modes, override, fc)
-        with _writing(tmp / "excluded_classes.json"):
-            (tmp / "excluded_classes.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        ver = verify_output(
-            tmp,
-            plan,
-            expected=counts,
-            expected_files=expected_files,
-            source_counts=None if opts.tile else {n: src_counts.get(n, 0) - dropped_per_class[n] for n in plan.kept},
-        )
+            done.modes.add(_place_image(src_img, tmp / "images" / sp / pages.fnames[i], opts.images))
+            rel = f"labels/{sp}/{stem}.txt"
+            _write_labels(tmp / rel, _labels(cls[a:b], xywh))
+            done.expected_files[rel] = b - a
+            done.counts += np.bincount(cls[a:b], minlength=nc)
+            done.split_images[sp] = done.split_images.get(sp, 0) + 1
+        else:
+            t, sl, lost_b, per_class = _write_tiles(tmp, sp, stem, src_img, boxes[a:b], cls[a:b], opts, nc, done.expected_files)
+            done.tiles += t
+            done.slivers += sl
+            done.lost += lost_b
+            done.counts += per_class
+            done.split_images[sp] = done.split_images.get(sp, 0) + t
+            done.modes.add("tile")
         if progress is not None:
-            progress(total_steps, total_steps)
-        for line in ver.lines:
-            say("verify " + line)
-        if not ver.ok:
-            raise ConvertError("verification of the written dataset failed:\n  " + "\n  ".join(ver.lines))
-        mode = "+".join(sorted(modes))
-        say(f"images: {mode}; {sum(split_images.values())} images in {', '.join(f'{k} {v}' for k, v in split_images.items())}")
-        say(f"wrote {int(written_counts.sum())} labels in {time.perf_counter() - t0:.1f} s")
-        with _writing(tmp / "convert.log"):
-            (tmp / "convert.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out_p)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and not isinstance(exc, OmrError):  # disk full, ulimit -f: a message, not a traceback
-            raise ConvertWriteError.wrap(exc, out_p, tmp) from exc
-        raise
-    return ConvertReport(
-        out=out_p,
-        data_yaml=out_p / "data.yaml",
-        names=plan.kept,
-        excluded=plan.excluded,
-        counts=counts,
-        split_images=split_images,
-        labels=int(written_counts.sum()),
-        fixes=fixes,
-        tiles=n_tiles,
-        image_mode=mode,
-        verification=ver,
-        seconds=time.perf_counter() - t0,
-        log=tuple(lines),
-        forecast=fc,
-    )
+            progress(i + 1, pages.n + 1)
+    return done
+
+
+def _write_metadata(
+    tmp: Path,
+    ds: LoadedDataset,
+    plan: ExclusionPlan,
+    stats: pd.DataFrame,
+    counts: dict[str, int],
+    fixes: BoxFixes,
+    done: _Written,
+    opts: ConvertOptions,
+    override: str,
+) -> Forecast | None:
+    """data.yaml, the scale sidecar and excluded_classes.json; returns the assigner forecast it recorded."""
+    _write_data_yaml(tmp, plan.kept, done.used_splits)
+    with _writing(tmp / SIDECAR):  # the scale the model must later be run at (omr_core/training/scale.py)
+        write_sidecar(tmp, TrainingScale(tile=opts.tile, overlap=opts.overlap if opts.tile else 0.0, imgsz=opts.imgsz))
+    fc = None
+    if opts.imgsz:
+        train_rows = [v for k, v in done.expected_files.items() if k.startswith("labels/train/")]
+        fc = forecast(16, opts.imgsz, max(train_rows, default=0), len(plan.kept))
+    manifest = _manifest(ds, plan, stats, counts, fixes, done.split_images, opts, done.modes, override, fc)
+    with _writing(tmp / "excluded_classes.json"):
+        (tmp / "excluded_classes.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    return fc
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -769,7 +840,7 @@ def _write_tiles(
                 [((cx0 + cx1) / 2 - tx) / tw, ((cy0 + cy1) / 2 - ty) / th, cw / tw, ch / th], axis=1
             )[good]
             rel = f"labels/{split}/{name}.txt"
-            _write_labels(tmp / rel, _format_labels(cls[good], xywh))
+            _write_labels(tmp / rel, _labels(cls[good], xywh))
             expected_files[rel] = int(good.sum())
             per_class += np.bincount(cls[good], minlength=nc)
             n_tiles += 1
@@ -778,18 +849,12 @@ def _write_tiles(
 
 def _write_data_yaml(root: Path, names: Sequence[str], splits: Sequence[str]) -> None:
     """data.yaml without a ``path`` key: Ultralytics then takes the yaml's folder as the root, so it survives a move."""
-    import yaml
-
-    body: dict[str, Any] = {s: f"images/{s}" for s in splits}
-    body["nc"] = len(names)
-    body["names"] = {i: n for i, n in enumerate(names)}
-    text = (
+    header = (
         "# Written by `omr convert`: names are official DeepScoresV2 names in new index order.\n"
         "# Excluded classes and per-class counts: excluded_classes.json\n"
-        + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
     )
     with _writing(root / "data.yaml"):
-        (root / "data.yaml").write_text(text, encoding="utf-8")
+        write_data_yaml(root / "data.yaml", None, names, {s: f"images/{s}" for s in splits}, header=header)
 
 
 def _manifest(

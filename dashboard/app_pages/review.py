@@ -25,11 +25,12 @@ from dashboard.ui.review import (
 )
 from omr_core.classes import GROUPS
 from omr_core.errors import OmrError
+from omr_core.raster import encode_png
 from omr_core.review.evaluate_crops import crop_boxes
 from omr_core.review.inference import LoadedModel
 from omr_core.review.models import list_models, models_dir
 from omr_core.review.musicxml import midi_bytes, musicxml_bytes
-from omr_core.review.pipeline import draw_overlay, json_bytes, png_bytes
+from omr_core.review.pipeline import draw_overlay, json_bytes
 from omr_core.review.reading_truth import NoteTruth, deepscores_page_from_bytes, notes_read_right
 from omr_core.review.reconstruct import parse_noteheads
 from omr_core.workspace import get_workspace
@@ -184,7 +185,7 @@ gray, shown_groups, shown_layers = page.gray, set(groups), tuple(layers)
 e1.download_button("Result JSON", lambda: json_bytes(result.to_dict()), f"{stem}-review.json", "application/json", key="rv_dl_json")
 e2.download_button(
     "Annotated PNG",
-    lambda: png_bytes(draw_overlay(gray, result, groups=shown_groups, layers=shown_layers)),
+    lambda: encode_png(draw_overlay(gray, result, groups=shown_groups, layers=shown_layers)),
     f"{stem}-overlay.png",
     "image/png",
     key="rv_dl_png",

@@ -28,6 +28,7 @@ from dashboard.ui.training import (
 from omr_core.errors import OmrError
 from omr_core.training import launcher, queue
 from omr_core.training.alerts import evaluate
+from omr_core.training.devices import parse_device
 from omr_core.training.gpu import GpuProbe, probe
 from omr_core.training.optimizer import OptimizerPlan, plan_optimizer
 from omr_core.training.runs import RunSnapshot, RunSummary, delete_run, discover_runs, run_name
@@ -170,29 +171,34 @@ def _forecast(data: str, imgsz: int, batch: int, device: str, gpus: GpuProbe) ->
     except OmrError as exc:
         st.warning(f"No memory forecast: {exc}")
         return
-    ids = [int(d) for d in device.replace("cuda:", "").split(",") if d.strip().isdigit()] if device != "cpu" else []
-    per_gpu = max(1, batch // max(1, len(ids))) if batch >= 1 else 0
+    try:
+        plan = parse_device(device, gpus.devices)
+    except OmrError as exc:
+        st.warning(f"No memory forecast: {exc}")
+        return
+    per_gpu = plan.per_gpu_batch(batch)
     if per_gpu < 1:
         st.caption("AutoBatch (batch < 1): Ultralytics sizes the batch itself, using this same assigner envelope.")
         return
-    devs = [d for d in gpus.devices if d.index in ids]
-    vram = int(min(d.memory_total_mb for d in devs) * 2**20) if devs else 0
+    vram = plan.vram_bytes(gpus.devices)
     fc = forecast(per_gpu, imgsz, stats.max_labels, stats.nc, vram)
     text = (
-        f"Assigner memory forecast: **{fc.gib:.2f} GiB** at batch {per_gpu}{'/GPU' if len(ids) > 1 else ''}, "
+        f"Assigner memory forecast: **{fc.gib:.2f} GiB** at batch {per_gpu}{'/GPU' if plan.ddp else ''}, "
         f"imgsz {imgsz} (densest training image: {stats.max_labels} labels × 4 for mosaic, {stats.nc} classes, "
         f"{stats.images} images)."
     )
     if vram and fc.fits is False:
         st.warning(
-            text + f" This exceeds GPU {ids[0] if ids else 0}'s {vram / 2**30:.1f} GiB: expect 'CUDA out of memory in "
+            text + f" This exceeds {plan.describe()}'s {vram / 2**30:.1f} GiB: expect 'CUDA out of memory in "
             f"TaskAlignedAssigner' and a slow fallback. Largest batch that fits: {fc.max_batch}.",
             icon=":material/warning:",
         )
     elif vram:
-        st.caption(text + f" Fits the GPU's {vram / 2**30:.1f} GiB (model activations come on top).")
+        st.caption(text + f" Fits {plan.describe()}'s {vram / 2**30:.1f} GiB (model activations come on top).")
+    elif plan.kind == "cuda":
+        st.caption(text + f" {plan.describe()} is not on this machine (or NVML cannot see it): no memory check.")
     else:
-        st.caption(text + " Training on the CPU: no GPU memory limit applies.")
+        st.caption(text + f" Training on {plan.describe()}: no GPU memory limit applies.")
 
 
 def launch_form() -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from omr_core.atomic import write_bytes
 from omr_core.audit import (
     ExcludedClass,
     ExclusionPlan,
@@ -25,18 +26,7 @@ from omr_core.audit import (
     render_crop,
     sample_crops,
 )
-from omr_core.classes import GROUPS
-
-#: One colour per class group (qualitative palette; "unofficial" for names outside DeepScoresV2).
-GROUP_COLORS: dict[str, str] = dict(
-    zip(
-        (*GROUPS, "unofficial"),
-        (
-            "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-            "#bcbd22", "#17becf", "#ff7f0e", "#aec7e8", "#98df8a", "#c5b0d5", "#c49c94", "#000000",
-        ),
-    )
-)
+from omr_core.classes import GROUP_COLORS
 
 # flags right after the name: at 1400 px the last columns are off-screen, and the flags are what matter most
 TABLE_COLUMNS = [
@@ -91,9 +81,7 @@ def save_uploads(files: list[Any]) -> list[str]:
         p = d / name
         data = f.getvalue()
         if not p.exists() or p.read_bytes() != data:
-            tmp = p.with_suffix(p.suffix + ".part")
-            tmp.write_bytes(data)
-            tmp.replace(p)
+            write_bytes(p, data)
         out.append(str(p))
     return out
 

@@ -14,11 +14,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from omr_core.classes import GROUPS
+from omr_core.atomic import write_bytes
+from omr_core.classes import GROUPS, group_color
+from omr_core.raster import encode_png
 from omr_core.review.images import PageImage, load_page, page_count
 from omr_core.review.inference import LoadedModel, load_model
 from omr_core.review.musicxml import musicxml_bytes, system_reading, verovio_svg
-from omr_core.review.pipeline import GROUP_COLORS, LAYER_COLORS, ReviewResult, png_bytes, review_page
+from omr_core.review.pipeline import LAYER_COLORS, ReviewResult, review_page
 from omr_core.review.reading import Reading
 from omr_core.review.reading_pipeline import read_review
 
@@ -82,9 +84,7 @@ def save_upload(name: str, data: bytes) -> Path:
     d.mkdir(mode=0o700, exist_ok=True)
     p = d / f"{digest(data)}-{Path(name).name}"
     if not p.exists():
-        tmp = p.with_suffix(p.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(p)
+        write_bytes(p, data)
     return p
 
 
@@ -94,7 +94,7 @@ def _page_png_uri(gray: np.ndarray) -> str:
     h, w = gray.shape
     scale = min(1.0, MAX_DISPLAY_SIDE / max(h, w))
     img = gray if scale >= 1.0 else cv2.resize(gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA)
-    return "data:image/png;base64," + base64.b64encode(png_bytes(img)).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(encode_png(img)).decode("ascii")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -141,7 +141,7 @@ def overlay_figure(
                 by_group.setdefault("noteheads", []).append((n.bbox, f"{n.name} (input #{i})"))
         for g in [g for g in GROUPS if g in by_group]:
             ds = by_group[g]
-            color = GROUP_COLORS.get(g, "#c49c94")
+            color = group_color(g)
             xs, ys = _rect_path([b for b, _ in ds])
             fig.add_trace(
                 go.Scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 1}, name=f"{g} ({len(ds)})", legendgroup=g, hoverinfo="skip")

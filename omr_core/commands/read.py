@@ -32,9 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from omr_core.atomic import write_bytes
     from omr_core.errors import OmrError
     from omr_core.review.musicxml import midi_bytes, musicxml_bytes
-    from omr_core.review.pipeline import _atomic_bytes, write_json
+    from omr_core.review.pipeline import write_json
     from omr_core.review.reading_truth import NoteTruth
 
     src = Path(args.source)
@@ -69,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         title = src.name
     for m in reading.messages:
         print(f"omr read: warning: {m}", file=sys.stderr)
-    _atomic_bytes(args.out, musicxml_bytes(reading, title=title))
+    write_bytes(args.out, musicxml_bytes(reading, title=title))
     if args.midi:
-        _atomic_bytes(args.midi, midi_bytes(reading))
+        write_bytes(args.midi, midi_bytes(reading))
     if args.json:
         write_json(args.json, reading.to_dict())
     doubts = sum(1 for n in reading.notes if n.uncertain)

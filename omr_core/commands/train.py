@@ -40,24 +40,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _forecast_warning(data: str, imgsz: int, batch: int, device: str) -> str | None:
-    """A warning when the assigner forecast exceeds the GPU; None on CPU, without NVML or when it fits."""
+    """A warning when the assigner forecast exceeds the GPU (or the GPU is not there); None off CUDA or when it fits."""
+    from omr_core.training.devices import parse_device
     from omr_core.training.gpu import probe
     from omr_core.training.spec import assigner_forecast
 
-    if device in ("", "cpu", "mps") or batch < 1:
-        return None
     gpus = probe()
-    if not gpus.available:
+    plan = parse_device(device, gpus.devices)
+    if plan.kind != "cuda" or batch < 1 or not gpus.available:
         return None
-    ids = [int(d) for d in device.replace("cuda:", "").split(",") if d.isdigit()]
-    devs = [d for d in gpus.devices if d.index in ids] or list(gpus.devices[:1])
-    vram = int(min(d.memory_total_mb for d in devs) * 2**20)
-    per_gpu = max(1, batch // max(1, len(ids)))  # DDP splits the batch across GPUs
+    if plan.missing:
+        present = ", ".join(str(d.index) for d in gpus.devices)
+        return f"device {device!r} names GPU {plan.missing[0]}, but this machine has GPU {present}: Ultralytics will refuse it"
+    vram = plan.vram_bytes(gpus.devices)
+    per_gpu = plan.per_gpu_batch(batch)
     fc = assigner_forecast(data, imgsz, per_gpu, vram)
     if fc is None or fc.fits:
         return None
     return (
-        f"assigner memory forecast {fc.gib:.1f} GiB at batch {per_gpu}/GPU exceeds the GPU's "
+        f"assigner memory forecast {fc.gib:.1f} GiB at batch {per_gpu}/GPU exceeds {plan.describe()}'s "
         f"{vram / 2**30:.1f} GiB (densest image: {fc.max_labels} labels); largest batch that fits: {fc.max_batch}"
     )
 

@@ -723,9 +723,38 @@ def _build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.Data
     cols, dup_issues = _drop_duplicate_ids(parsed.columns, path)
     issues += dup_issues
     keys = cols["k"]
-    n = len(keys)
+    box, cat_len, bad, bad_issues = _unusable_rows(cols, name)
+    issues += bad_issues
+    ids = _decode_ids(cols, cat_len, imgs)
+    ds, mu, img = ids.ds, ids.mu, ids.img
+    keep = ~bad & (ds > 0) & (img >= 0)
+    issues += _id_issues(ids, bad, keep, keys, imgs, name)
 
-    # A row without a usable box, category or image id cannot be placed: dropped as bad_field.
+    # From here on: kept rows only (usually all of them: skip the copies then).
+    every = bool(keep.all())
+
+    def kept(arr: Any) -> Any:
+        return arr if every else arr[keep] if isinstance(arr, np.ndarray) else arr.filter(pa.array(keep))
+
+    keys = kept(keys)
+    box, ds, mu, img = kept(box), kept(ds), kept(mu), kept(img)
+    obox = kept(_fixed_lists(cols["o_bbox"], 8, _list_lengths(cols["o_bbox"])))
+    area = kept(_to_numpy_f64(cols["area"]))
+    issues += _fill_optional(box, obox, area, keys, name)
+    issues += _box_issues(box, img, keys, imgs.frame, name)
+    ann = _annotations_frame(keys, img + image_offset, ds, mu, box, obox, area, kept(cols["comments"]))
+    frame = imgs.frame
+    frame.insert(0, "image", np.arange(len(frame), dtype=np.int64) + image_offset)
+    frame["source"] = pd.Series([str(path)] * len(frame), dtype="str")
+    frame["split"] = pd.Series([split_from_filename(path)] * len(frame), dtype="str")
+    frame["path"] = pd.Series([""] * len(frame), dtype="str")
+    frame["n_annotations"] = np.bincount(img, minlength=len(frame)).astype(np.int32)
+    return frame, ann, issues
+
+
+def _unusable_rows(cols: dict[str, Any], name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[LoadIssue]]:
+    """A row without a usable box, category or image id cannot be placed: ``(a_bbox, cat_id lengths, bad, issues)``."""
+    keys = cols["k"]
     box = _fixed_lists(cols["a_bbox"], 4, _list_lengths(cols["a_bbox"]))
     bad_box = ~np.isfinite(box).all(axis=1)
     cat_len = _list_lengths(cols["cat_id"])
@@ -741,11 +770,26 @@ def _build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.Data
         )
         if mask.any()
     ]
-    issues += _flag(
+    issues = _flag(
         "bad_field", bad, keys, f"{name}: {{n:,}} annotation{{s}} with unusable fields ({'; '.join(parts)}): dropped"
     )
+    return box, cat_len, bad, issues
 
-    # Ids are text in the file; map their few distinct values, not every row.
+
+@dataclass(frozen=True)
+class _Ids:
+    """Per row: deepscores id (0: null, -1: unknown), muscima++ id (0: none, -1: unknown), image row (-1: none)."""
+
+    ds: np.ndarray
+    ds_values: Any  # the distinct deepscores id strings, for messages
+    mu: np.ndarray
+    img: np.ndarray
+    img_values: Any
+
+
+def _decode_ids(cols: dict[str, Any], cat_len: np.ndarray, imgs: Any) -> _Ids:
+    """Ids are text in the file; map their few distinct values, not every row."""
+    n = len(cols["k"])
     ds = np.full(n, -1, dtype=np.int64)  # deepscores id; 0 = null (muscima++ only), -1 = unknown
     rows, first = _nth_strings(cols["cat_id"], cat_len, 0)
     ds[rows], ds_values = _encode(first, _deepscores_id, 0)
@@ -753,9 +797,14 @@ def _build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.Data
     rows, second = _nth_strings(cols["cat_id"], cat_len, 1)
     mu[rows], _ = _encode(second, _muscima_id, 0)
     img, img_values = _encode(cols["img_id"], lambda s: imgs.lookup.get(s, -1), -1)
+    return _Ids(ds, ds_values, mu, img, img_values)
 
+
+def _id_issues(ids: _Ids, bad: np.ndarray, keep: np.ndarray, keys: Any, imgs: Any, name: str) -> list[LoadIssue]:
+    """Rows dropped for their ids, unknown muscima++ ids, and images whose ``ann_ids`` count disagrees."""
+    ds, mu, img, ds_values, img_values = ids.ds, ids.mu, ids.img, ids.ds_values, ids.img_values
     ok = ~bad
-    keep = ok & (ds > 0) & (img >= 0)
+    issues: list[LoadIssue] = []
     issues += _flag(
         "muscima_only",
         ok & (ds == 0),
@@ -799,37 +848,34 @@ def _build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.Data
                 ex,
             )
         )
+    return issues
 
-    # From here on: kept rows only (usually all of them: skip the copies then).
-    every = bool(keep.all())
 
-    def kept(arr: Any) -> Any:
-        return arr if every else arr[keep] if isinstance(arr, np.ndarray) else arr.filter(pa.array(keep))
-
-    keys = kept(keys)
-    box, ds, mu, img = kept(box), kept(ds), kept(mu), kept(img)
-    m = len(ds)
-    obox = kept(_fixed_lists(cols["o_bbox"], 8, _list_lengths(cols["o_bbox"])))
+def _fill_optional(box: np.ndarray, obox: np.ndarray, area: np.ndarray, keys: Any, name: str) -> list[LoadIssue]:
+    """Fill missing or malformed ``o_bbox`` and ``area`` from ``a_bbox`` (in place)."""
     no_obox = ~np.isfinite(obox).all(axis=1)
     if no_obox.any():  # corners in the released order: (x1,y1) (x1,y0) (x0,y0) (x0,y1)
         b = box[no_obox]
         obox[no_obox] = np.stack([b[:, 2], b[:, 3], b[:, 2], b[:, 1], b[:, 0], b[:, 1], b[:, 0], b[:, 3]], axis=1)
-    area = kept(_to_numpy_f64(cols["area"]))
     no_area = ~np.isfinite(area)
     if no_area.any():
         b = box[no_area]
         area[no_area] = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     filled = [f"o_bbox on {int(no_obox.sum()):,} (the a_bbox corners)"] if no_obox.any() else []
     filled += [f"area on {int(no_area.sum()):,} (the a_bbox area)"] if no_area.any() else []
-    issues += _flag(
+    return _flag(
         "filled_field",
         no_obox | no_area,
         keys,
         f"{name}: missing or malformed optional fields were filled: {'; '.join(filled)}",
     )
-    widths = imgs.frame["width"].to_numpy()[img]
-    heights = imgs.frame["height"].to_numpy()[img]
-    issues += _flag(
+
+
+def _box_issues(box: np.ndarray, img: np.ndarray, keys: Any, frame: pd.DataFrame, name: str) -> list[LoadIssue]:
+    """Degenerate boxes and boxes past their page (kept: a converter decides)."""
+    widths = frame["width"].to_numpy()[img]
+    heights = frame["height"].to_numpy()[img]
+    issues = _flag(
         "degenerate_box",
         (box[:, 2] <= box[:, 0]) | (box[:, 3] <= box[:, 1]),
         keys,
@@ -841,13 +887,19 @@ def _build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.Data
         keys,
         f"{name}: {{n:,}} box{{es}} extending past the page edges (kept; a converter should clip)",
     )
+    return issues
 
-    comments = kept(cols["comments"])
+
+def _annotations_frame(
+    keys: Any, image: np.ndarray, ds: np.ndarray, mu: np.ndarray, box: np.ndarray, obox: np.ndarray, area: np.ndarray, comments: Any
+) -> pd.DataFrame:
+    """The annotations table of the kept rows (``image``: global image index)."""
+    m = len(ds)
     f32 = np.float32
-    ann = pd.DataFrame(
+    return pd.DataFrame(
         {
             "ann_id": keys.to_pandas(),
-            "image": img.astype(np.int64) + image_offset,
+            "image": image.astype(np.int64),
             "cat_id": ds.astype(np.int16),
             "muscima_id": pd.arrays.IntegerArray(np.where(mu > 0, mu, 0).astype(np.int16), mu <= 0),
             "name": pd.Categorical.from_codes(ds - 1, categories=pd.Index(deepscores_names())),
@@ -861,13 +913,6 @@ def _build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.Data
             "duration": _text_column(m, *_comment_field(comments, "duration:", _DURATION)).to_pandas(),
         }
     )
-    frame = imgs.frame
-    frame.insert(0, "image", np.arange(len(frame), dtype=np.int64) + image_offset)
-    frame["source"] = pd.Series([str(path)] * len(frame), dtype="str")
-    frame["split"] = pd.Series([split_from_filename(path)] * len(frame), dtype="str")
-    frame["path"] = pd.Series([""] * len(frame), dtype="str")
-    frame["n_annotations"] = np.bincount(img, minlength=len(frame)).astype(np.int32)
-    return frame, ann, issues
 
 
 def _attach_image_files(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from omr_core.atomic import write_bytes
 from omr_core.errors import OmrError
 
 #: Engraving fonts verovio ships (those missing from an install are skipped).
@@ -361,7 +362,8 @@ def _dense_options(options: dict[str, Any], rng: np.random.Generator, scale: flo
 
 def _engrave_job(job: _Job) -> list[PageResult]:
     """Engrave, rasterise and annotate the pages of one job (runs in a worker process)."""
-    from omr_core.datasets.synth_render import degrade_scan, encode_png, rasterise, rotated_box
+    from omr_core.datasets.synth_render import degrade_scan, rasterise, rotated_box
+    from omr_core.raster import encode_png
 
     out: list[PageResult] = []
     for page in engrave_job(job.seed, job.index, job.scale, layout=job.layout):
@@ -481,12 +483,6 @@ def _categories() -> dict[str, dict[str, Any]]:
     return out
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise SynthError(f"{out} exists and is not a folder; choose a new folder for the dataset")
@@ -553,12 +549,30 @@ def synth_dataset(
         >>> report = synth_dataset(Path("datasets/synth"), pages=20, seed=1)  # doctest: +SKIP
         >>> report.class_counts["noteheadBlackOnLine"]  # doctest: +SKIP
     """
-    import orjson
-
     from omr_core.classes import class_table
     from omr_core.datasets.synth_render import available_renderer
 
     t0 = time.perf_counter()
+    _check_args(pages, test_fraction, degrade, scale, workers, layout)
+    rend = available_renderer(renderer)
+    out = Path(out)
+    _prepare_out(out, overwrite)
+    results = _engrave(_jobs(seed, scale, degrade, rend, layout), pages, workers, progress)
+    test_idx = _test_pages(results, round(pages * test_fraction), seed)
+    written = _write_dataset(out, results, test_idx, seed, _info(seed, degrade, layout), class_table())
+    return SynthReport(
+        out=out,
+        pages=len(results),
+        train_pages=len(results) - len(test_idx),
+        test_pages=len(test_idx),
+        annotations=written.annotations,
+        class_counts=dict(written.class_counts.most_common()),
+        unmapped_glyphs=dict(written.unmapped.most_common()),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _check_args(pages: object, test_fraction: float, degrade: str, scale: float, workers: int, layout: str) -> None:
     if not isinstance(pages, int) or pages < 1:
         raise SynthError(f"pages must be a whole number >= 1 (got {pages!r})")
     if not 0.0 <= test_fraction < 1.0:
@@ -571,14 +585,15 @@ def synth_dataset(
         raise SynthError(f"workers must be >= 1 (got {workers})")
     if layout not in LAYOUTS:
         raise SynthError(f"layout must be one of {', '.join(LAYOUTS)} (got {layout!r})")
-    rend = available_renderer(renderer)
-    out = Path(out)
-    _prepare_out(out, overwrite)
-    table = class_table()
 
-    results: list[tuple[int, PageResult]] = []  # (job index, page)
+
+def _engrave(
+    jobs: Iterator[_Job], pages: int, workers: int, progress: Callable[[int, int], None] | None
+) -> list[tuple[int, PageResult]]:
+    """The first ``pages`` pages the jobs make, in job order, as ``(job index, page)``."""
+    results: list[tuple[int, PageResult]] = []
     done = 0
-    for job, res in _run_jobs(_jobs(seed, scale, degrade, rend, layout), pages, workers):
+    for job, res in _run_jobs(jobs, pages, workers):
         for page in res:
             if done >= pages:
                 break
@@ -586,9 +601,11 @@ def synth_dataset(
             done += 1
             if progress is not None:
                 progress(done, pages)
+    return results
 
-    # test pages: whole excerpts in a seeded order, so train and test rarely share a page's neighbours
-    n_test = round(pages * test_fraction)
+
+def _test_pages(results: list[tuple[int, PageResult]], n_test: int, seed: int) -> set[int]:
+    """Test pages: whole excerpts in a seeded order, so train and test rarely share a page's neighbours."""
     by_job: dict[int, list[int]] = {}
     for i, (job_index, _) in enumerate(results):
         by_job.setdefault(job_index, []).append(i)
@@ -599,8 +616,12 @@ def synth_dataset(
         for i in by_job[j]:
             if len(test_idx) < n_test:
                 test_idx.add(i)
+    return test_idx
 
-    info = {
+
+def _info(seed: int, degrade: str, layout: str) -> dict[str, Any]:
+    """The ``info`` block of both JSON files."""
+    return {
         "description": (
             f"Synthetic DeepScoresV2-format pages engraved by `omr synth` (seed {seed}, degrade {degrade}"
             + (f", layout {layout})" if layout != "normal" else ")")
@@ -611,6 +632,21 @@ def synth_dataset(
         "date_created": date.today().isoformat(),
         "url": "",
     }
+
+
+@dataclass
+class _Written:
+    annotations: int = 0
+    class_counts: Counter[str] = field(default_factory=Counter)
+    unmapped: Counter[str] = field(default_factory=Counter)
+
+
+def _write_dataset(
+    out: Path, results: list[tuple[int, PageResult]], test_idx: set[int], seed: int, info: dict[str, Any], table: Any
+) -> _Written:
+    """Write the page images, then the two DeepScoresV2 JSON files and the manifest (which commit the set)."""
+    import orjson
+
     categories = _categories()
     splits: dict[str, dict[str, Any]] = {
         name: {
@@ -630,7 +666,7 @@ def synth_dataset(
         img_id = i + 1
         meta = page.meta
         filename = f"synth-s{seed}-{img_id:05d}-{_slug(meta['piece'])}-{meta['font'].lower()}-p{meta['page']}.png"
-        _atomic_write(out / "images" / filename, page.png)
+        write_bytes(out / "images" / filename, page.png, durable=False)  # the JSON, written last, commits the set
         split = splits["test" if i in test_idx else "train"]
         ann_ids: list[str] = []
         for k, (name, a_bbox, o_bbox, area, comment) in enumerate(page.annotations, start=1):
@@ -664,20 +700,11 @@ def synth_dataset(
         )
 
     for name, data in splits.items():
-        _atomic_write(out / f"deepscores_{name}.json", orjson.dumps(data))
-    _atomic_write(
+        write_bytes(out / f"deepscores_{name}.json", orjson.dumps(data))
+    write_bytes(
         out / "synth_manifest.json", orjson.dumps({"seed": seed, "pages": manifest}, option=orjson.OPT_INDENT_2)
     )
-    return SynthReport(
-        out=out,
-        pages=len(results),
-        train_pages=len(results) - len(test_idx),
-        test_pages=len(test_idx),
-        annotations=ann_id,
-        class_counts=dict(class_counts.most_common()),
-        unmapped_glyphs=dict(unmapped.most_common()),
-        seconds=time.perf_counter() - t0,
-    )
+    return _Written(ann_id, class_counts, unmapped)
 
 
 def _slug(path: str) -> str:

@@ -84,11 +84,6 @@ class Piece:
         """The corpus folder, which music21 names after the composer."""
         return self.path.split("/", 1)[0]
 
-    @property
-    def slug(self) -> str:
-        """A filename-safe short name."""
-        return re.sub(r"[^A-Za-z0-9]+", "-", self.path.rsplit(".", 1)[0]).strip("-")
-
 
 def corpus_root() -> Path:
     """The folder of music21's bundled corpus."""

@@ -284,15 +284,50 @@ def classify(page: PageGeometry, known: Set[str], *, ppq: Mapping[int, int] | No
     Returns:
         Symbols to annotate and the unmapped counts.
     """
-    symbols: list[Symbol] = []
-    unmapped: Counter[str] = Counter()
-    staves = page.staves
+    c = _Classifier(page.staves, known, ppq)
+    c.staff_boxes()
+    merged: dict[int, list[Prim]] = {}  # symbols drawn as several primitives, by their SVG group
+    for p in page.prims:
+        if p.owner in MERGED_OWNERS:
+            merged.setdefault(p.group, []).append(p)
+        elif p.kind == "text":
+            c.unmapped[f"text ({p.owner or 'page'})"] += 1
+        elif p.kind == "glyph":
+            c.glyph(p)
+        else:
+            c.geometry(p)
+    for prims in merged.values():
+        c.group(prims)
+    return Classified(_drop_duplicates(c.symbols, c.unmapped), c.unmapped)
 
-    def add(name: str, prims: list[Prim], comment: str = "", box: Box | None = None, area: float | None = None) -> None:
-        if name not in known:
-            unmapped[name] += 1
+
+#: Shapes drawn as SVG geometry: (owner, primitive kind) -> class.
+_GEOMETRY_CLASSES = {
+    ("stem", "line"): "stem",
+    ("ledgerLines", "line"): "ledgerLine",
+    ("beam", "polygon"): "beam",
+    ("beamSpan", "polygon"): "beam",
+    ("slur", "path"): "slur",
+    ("tie", "path"): "tie",
+    ("dots", "ellipse"): "augmentationDot",
+}
+
+
+class _Classifier:
+    """The symbols of one page as `classify` finds them, and what it could not map."""
+
+    def __init__(self, staves: list[StaffLines], known: Set[str], ppq: Mapping[int, int] | None) -> None:
+        self.staves = staves
+        self.known = known
+        self.ppq = ppq
+        self.symbols: list[Symbol] = []
+        self.unmapped: Counter[str] = Counter()
+
+    def add(self, name: str, prims: list[Prim], comment: str = "", box: Box | None = None, area: float | None = None) -> None:
+        if name not in self.known:
+            self.unmapped[name] += 1
             return
-        symbols.append(
+        self.symbols.append(
             Symbol(
                 name,
                 box if box is not None else union([p.box for p in prims]),
@@ -302,134 +337,124 @@ def classify(page: PageGeometry, known: Set[str], *, ppq: Mapping[int, int] | No
             )
         )
 
-    # one staff box per staff of a system, across its measures (DeepScoresV2 boxes the whole staff)
-    by_staff: dict[tuple[int, int], list[StaffLines]] = {}
-    for s in staves:
-        by_staff.setdefault((s.system, s.index), []).append(s)
-    for segs in by_staff.values():
-        symbols.append(Symbol("staff", union([s.box for s in segs]), sum(s.area for s in segs), "", []))
+    def staff_boxes(self) -> None:
+        """One staff box per staff of a system, across its measures (DeepScoresV2 boxes the whole staff)."""
+        by_staff: dict[tuple[int, int], list[StaffLines]] = {}
+        for s in self.staves:
+            by_staff.setdefault((s.system, s.index), []).append(s)
+        for segs in by_staff.values():
+            self.symbols.append(Symbol("staff", union([s.box for s in segs]), sum(s.area for s in segs), "", []))
 
-    merged: dict[int, list[Prim]] = {}
-    for p in page.prims:
+    def glyph(self, p: Prim) -> None:
+        """A SMuFL glyph: noteheads by staff position, accidentals, clefs (C clefs by line, octave clefs split), flags."""
+        name = glyph_name(p.glyph)
         owner = p.owner
-        if owner in MERGED_OWNERS:
-            merged.setdefault(p.group, []).append(p)
-            continue
-        if p.kind == "text":
-            unmapped[f"text ({owner or 'page'})"] += 1
-            continue
-        if p.kind == "glyph":
-            name = glyph_name(p.glyph)
-            ox, oy = p.origin
-            cx, cy = (p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2
-            if name in NOTEHEADS and owner == "notehead":
-                staff = _nearest_staff(staves, ox, oy)
-                if staff is None:
-                    unmapped[name] += 1
-                    continue
-                rel = round((staff.middle - oy) / (staff.space / 2))
-                base = NOTEHEADS[name] + ("OnLine" if rel % 2 == 0 else "InSpace")
-                if _small(p, staff):
-                    base += "Small"
-                parts = []
-                dur = _duration(p.ctx, ppq)
-                if dur:
-                    parts.append(f"duration:{dur};")
-                parts.append(f"rel_position:{rel};")
-                parts.append(_truth(p.ctx))
-                add(base, [p], "".join(parts))
-                continue
-            if name in ACCIDENTALS:
-                if owner == "keyAccid":
-                    key = ACCIDENTALS[name]
-                    add(key or name, [p])
-                else:
-                    staff = _nearest_staff(staves, cx, cy)
-                    add(name + ("Small" if name in SMALL_VARIANTS and _small(p, staff) else ""), [p])
-                continue
-            if name in CLEFS:
-                cls = CLEFS[name]
-                staff = _nearest_staff(staves, ox, oy)
-                if cls == "clefC":
-                    if staff is None:
-                        unmapped[name] += 1
-                        continue
-                    line = 1 + round((staff.ys[-1] - oy) / staff.space)
-                    cls = {3: "clefCAlto", 4: "clefCTenor"}.get(line, f"cClef (line {line})")
-                    add(cls, [p])
-                elif "+" in cls:
-                    body, octave = cls.split("+")
-                    clef_box, num_box = _split_octave_clef(p, staff)
-                    # boxes split from one glyph: no primitive of their own (approximate, see _split_octave_clef)
-                    add(body, [], box=clef_box, area=p.area * 0.85)
-                    add(f"clef{octave}", [], box=num_box, area=p.area * 0.15)
-                else:
-                    add(cls, [p])
-                continue
-            if name.startswith("flag"):
-                cls = GLYPH_CLASSES.get(name, name)
-                staff = _nearest_staff(staves, cx, cy)
-                if cls in SMALL_VARIANTS and _small(p, staff):
-                    cls += "Small"
-                add(cls, [p])
-                continue
-            if name in GLYPH_CLASSES:
-                add(GLYPH_CLASSES[name], [p])
-                continue
-            unmapped[name] += 1
-            continue
-        # shapes drawn as SVG geometry
-        if owner == "stem" and p.kind == "line":
-            add("stem", [p])
-        elif owner == "ledgerLines" and p.kind == "line":
-            add("ledgerLine", [p])
-        elif owner in ("beam", "beamSpan") and p.kind == "polygon":
-            add("beam", [p])
-        elif owner == "slur" and p.kind == "path":
-            add("slur", [p])
-        elif owner == "tie" and p.kind == "path":
-            add("tie", [p])
-        elif owner == "dots" and p.kind == "ellipse":
-            add("augmentationDot", [p])
+        cx, cy = (p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2
+        if name in NOTEHEADS and owner == "notehead":
+            self.notehead(p, name)
+        elif name in ACCIDENTALS:
+            if owner == "keyAccid":
+                self.add(ACCIDENTALS[name] or name, [p])
+            else:
+                staff = _nearest_staff(self.staves, cx, cy)
+                self.add(name + ("Small" if name in SMALL_VARIANTS and _small(p, staff) else ""), [p])
+        elif name in CLEFS:
+            self.clef(p, name)
+        elif name.startswith("flag"):
+            cls = GLYPH_CLASSES.get(name, name)
+            staff = _nearest_staff(self.staves, cx, cy)
+            if cls in SMALL_VARIANTS and _small(p, staff):
+                cls += "Small"
+            self.add(cls, [p])
+        elif name in GLYPH_CLASSES:
+            self.add(GLYPH_CLASSES[name], [p])
         else:
-            unmapped[f"{owner or 'page'} {p.kind}"] += 1
+            self.unmapped[name] += 1
 
-    for prims in merged.values():
+    def notehead(self, p: Prim, name: str) -> None:
+        ox, oy = p.origin
+        staff = _nearest_staff(self.staves, ox, oy)
+        if staff is None:
+            self.unmapped[name] += 1
+            return
+        rel = round((staff.middle - oy) / (staff.space / 2))
+        base = NOTEHEADS[name] + ("OnLine" if rel % 2 == 0 else "InSpace")
+        if _small(p, staff):
+            base += "Small"
+        parts = []
+        dur = _duration(p.ctx, self.ppq)
+        if dur:
+            parts.append(f"duration:{dur};")
+        parts.append(f"rel_position:{rel};")
+        parts.append(_truth(p.ctx))
+        self.add(base, [p], "".join(parts))
+
+    def clef(self, p: Prim, name: str) -> None:
+        cls = CLEFS[name]
+        ox, oy = p.origin
+        staff = _nearest_staff(self.staves, ox, oy)
+        if cls == "clefC":
+            if staff is None:
+                self.unmapped[name] += 1
+                return
+            line = 1 + round((staff.ys[-1] - oy) / staff.space)
+            self.add({3: "clefCAlto", 4: "clefCTenor"}.get(line, f"cClef (line {line})"), [p])
+        elif "+" in cls:
+            body, octave = cls.split("+")
+            clef_box, num_box = _split_octave_clef(p, staff)
+            # boxes split from one glyph: no primitive of their own (approximate, see _split_octave_clef)
+            self.add(body, [], box=clef_box, area=p.area * 0.85)
+            self.add(f"clef{octave}", [], box=num_box, area=p.area * 0.15)
+        else:
+            self.add(cls, [p])
+
+    def geometry(self, p: Prim) -> None:
+        """Shapes drawn as SVG geometry: stems, ledger lines, beams, slurs, ties, dots."""
+        cls = _GEOMETRY_CLASSES.get((p.owner, p.kind))
+        if cls is None:
+            self.unmapped[f"{p.owner or 'page'} {p.kind}"] += 1
+        else:
+            self.add(cls, [p])
+
+    def group(self, prims: list[Prim]) -> None:
+        """A symbol drawn as several primitives of one SVG group (tuplet numbers, brackets, braces, hairpins…)."""
         owner = prims[0].owner
         n_text = sum(1 for p in prims if p.kind == "text")
         if n_text:
-            unmapped[f"text ({owner})"] += n_text
+            self.unmapped[f"text ({owner})"] += n_text
         drawn = [p for p in prims if p.kind != "text"]
         if not drawn:
-            continue
+            return
         if owner == "tupletNum":
             digits = "".join(glyph_name(p.glyph).removeprefix("tuplet") for p in drawn if p.kind == "glyph")
-            add(f"tuplet{digits}" if digits.isdigit() else "tupletNum (other)", drawn)
+            self.add(f"tuplet{digits}" if digits.isdigit() else "tupletNum (other)", drawn)
         elif owner == "tupletBracket":
-            add("tupletBracket", drawn)
+            self.add("tupletBracket", drawn)
         elif owner == "grpSym":
             names = {glyph_name(p.glyph) for p in drawn if p.kind == "glyph"}
             if "brace" in names or all(p.kind == "path" for p in drawn):
-                add("brace", drawn)
+                self.add("brace", drawn)
             else:
-                unmapped["bracket"] += 1
+                self.unmapped["bracket"] += 1
         elif owner == "arpeg":
-            add("arpeggiato", drawn)
+            self.add("arpeggiato", drawn)
         elif owner == "octave":
-            add("ottavaBracket", drawn)
+            self.add("ottavaBracket", drawn)
         elif owner == "hairpin":
-            pts = []
-            for p in drawn:
-                if p.element is not None and p.kind == "polyline":
-                    v = [float(x) for x in re.findall(r"[-+]?\d*\.?\d+", p.element.get("points", ""))]
-                    pts += list(zip(v[0::2], v[1::2]))
-            if len(pts) >= 3:
-                apex_x = pts[len(pts) // 2][0]
-                ends = (pts[0][0] + pts[-1][0]) / 2
-                add("dynamicCrescendoHairpin" if apex_x < ends else "dynamicDiminuendoHairpin", drawn)
-            else:
-                unmapped[f"hairpin {'+'.join(p.kind for p in drawn)}"] += 1
-    return Classified(_drop_duplicates(symbols, unmapped), unmapped)
+            self.hairpin(drawn)
+
+    def hairpin(self, drawn: list[Prim]) -> None:
+        pts = []
+        for p in drawn:
+            if p.element is not None and p.kind == "polyline":
+                v = [float(x) for x in re.findall(r"[-+]?\d*\.?\d+", p.element.get("points", ""))]
+                pts += list(zip(v[0::2], v[1::2]))
+        if len(pts) >= 3:
+            apex_x = pts[len(pts) // 2][0]
+            ends = (pts[0][0] + pts[-1][0]) / 2
+            self.add("dynamicCrescendoHairpin" if apex_x < ends else "dynamicDiminuendoHairpin", drawn)
+        else:
+            self.unmapped[f"hairpin {'+'.join(p.kind for p in drawn)}"] += 1
 
 
 def _drop_duplicates(symbols: list[Symbol], unmapped: Counter[str]) -> list[Symbol]:

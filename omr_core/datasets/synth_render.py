@@ -34,15 +34,29 @@ class RenderError(OmrError):
     """No usable rasteriser, or one that failed on a page."""
 
 
+#: The text fonts of every engraved page: DejaVu Serif in its four faces, as the matplotlib wheel ships them
+#: (matplotlib is a dependency for these files alone; no system font is ever used, so pages are reproducible).
+TEXT_FONT_FILES = ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf")
+
+
 @lru_cache(maxsize=1)
 def text_fonts() -> tuple[str, ...]:
-    """Serif text fonts shipped inside installed wheels (matplotlib's DejaVu), so text renders the same anywhere."""
+    """Paths of `TEXT_FONT_FILES` inside the installed matplotlib.
+
+    Raises:
+        RenderError: matplotlib or one of the files is missing (the message says how to install it).
+    """
     spec = importlib.util.find_spec("matplotlib")
     if spec is None or not spec.origin:
-        return ()
+        raise RenderError(
+            "the engraver draws text with matplotlib's DejaVu Serif fonts, but matplotlib is not installed: "
+            "`pip install matplotlib` (it is a dependency of omr-dashboard)"
+        )
     folder = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf"
-    names = ("DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf")
-    return tuple(str(folder / n) for n in names if (folder / n).is_file())
+    missing = [n for n in TEXT_FONT_FILES if not (folder / n).is_file()]
+    if missing:
+        raise RenderError(f"{folder} lacks {', '.join(missing)}: reinstall matplotlib (`pip install --force-reinstall matplotlib`)")
+    return tuple(str(folder / n) for n in TEXT_FONT_FILES)
 
 
 def available_renderer(choice: str = "auto") -> str:
@@ -110,7 +124,7 @@ def _render_resvg(svg: str) -> np.ndarray:
             svg_string=svg,
             background="#ffffff",
             skip_system_fonts=True,  # the same fonts on every machine: the output is reproducible
-            font_files=fonts or None,
+            font_files=fonts,
             serif_family="DejaVu Serif",
             font_family="DejaVu Serif",
         )
@@ -214,25 +228,6 @@ def _draw_texts_skia(canvas: Any, texts: Sequence[TextItem]) -> None:
                     canvas.drawString(t, pen_x, y, f, paint)
                 pen_x += f.measureText(t)
         canvas.restore()
-
-
-def encode_png(img: np.ndarray, noisy: bool = False) -> bytes:
-    """Encode a grayscale page as PNG (deterministic bytes for the same pixels).
-
-    Args:
-        img: The page.
-        noisy: A scan-damaged page: grain defeats deflate's matching, so Huffman coding alone is both
-            faster (2x) and smaller.
-    """
-    import cv2
-
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    if noisy:
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-    ok, buf = cv2.imencode(".png", img, params)
-    if not ok:
-        raise RenderError("PNG encoding failed")
-    return buf.tobytes()
 
 
 @dataclass(frozen=True)

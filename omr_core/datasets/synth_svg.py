@@ -147,6 +147,9 @@ def path_geometry(d: str, flatten: int = 8) -> PathGeometry:
     Returns:
         The path's `PathGeometry`.
     """
+    # One function on purpose: a single pass over the tokens with the pen state in locals and closures is the
+    # engraver's hottest loop (every glyph outline and slur of every page); methods on a parser object cost
+    # attribute lookups per point.
     tokens = _PATH_TOKEN.findall(d)
     xs: list[float] = []
     ys: list[float] = []
@@ -595,135 +598,162 @@ class _Walker:
     def shape(
         self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], sw: float
     ) -> None:
+        """Record the primitive of one drawing element (in page pixels, with its ink area)."""
         if el.get("visibility") == "hidden" or el.get("display") == "none":
             return
-        stroked = el.get("stroke") != "none"
-        filled = el.get("fill") != "none"
-        if tag == "use":
-            href = el.get(XLINK_HREF) or el.get("href") or ""
-            code = href.lstrip("#").split("-")[0]
-            geo = self.glyph(code)
-            um = mul(m, parse_transform(el.get("transform")))
-            if geo is None:
-                return
-            pg, pm = geo
-            full = mul(um, pm)
-            w = sw if stroked else 0.0  # stroke of the glyph outline, in the glyph path's own units
-            b = pg.box
-            b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
-            if is_axis_aligned(full):
-                box = map_box(full, b)
-            else:
-                pts = [apply(full, x, y) for x, y in pg.points]
-                box = (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts), max(p[1] for p in pts))
-            det = abs(full[0] * full[3] - full[1] * full[2])
-            origin = apply(um, 0.0, 0.0)
-            scale = math.sqrt(det)
-            k = math.sqrt(abs(full[0] * full[3] - full[1] * full[2]))
-            self.prims.append(
-                Prim("glyph", owner, group, box, pg.area * det, code, origin, scale, ctx, el, m, pg, full, w / 2 * k)
+        draw = _SHAPES.get(tag)  # w: the stroke width in the element's own units (a glyph's: its path's units)
+        if draw is not None:
+            draw(self, el, tag, m, owner, group, ctx, sw if el.get("stroke") != "none" else 0.0, el.get("fill") != "none")
+
+    def _use(
+        self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], w: float, filled: bool
+    ) -> None:
+        """A ``<use>`` of a glyph: its outline mapped through the use's and the glyph's transforms."""
+        href = el.get(XLINK_HREF) or el.get("href") or ""
+        code = href.lstrip("#").split("-")[0]
+        geo = self.glyph(code)
+        um = mul(m, parse_transform(el.get("transform")))
+        if geo is None:
+            return
+        pg, pm = geo
+        full = mul(um, pm)
+        box = _outline_box(full, pg, w)
+        det = abs(full[0] * full[3] - full[1] * full[2])
+        origin = apply(um, 0.0, 0.0)
+        scale = math.sqrt(det)
+        k = math.sqrt(abs(full[0] * full[3] - full[1] * full[2]))
+        self.prims.append(
+            Prim("glyph", owner, group, box, pg.area * det, code, origin, scale, ctx, el, m, pg, full, w / 2 * k)
+        )
+
+    def _path(
+        self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], w: float, filled: bool
+    ) -> None:
+        """A ``<path>``: a straight stroked line (stems, ledger lines, barlines) or any outline."""
+        d = el.get("d", "")
+        v = _NUMBERS.findall(d)
+        cap = el.get("stroke-linecap", "butt")
+        if re.fullmatch(r"\s*M\s*" + _NUM + r"[ ,]+" + _NUM + r"\s*L\s*" + _NUM + r"[ ,]+" + _NUM + r"\s*", d):
+            x1, y1, x2, y2 = (float(x) for x in v)
+            outline = [apply(m, x, y) for x, y in _line_box(x1, y1, x2, y2, w, cap)]
+            box = _pts_box(outline)
+            k = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
+            area = math.hypot(x2 - x1, y2 - y1) * w * k * k
+            self.prims.append(Prim("line", owner, group, box, area, ctx=ctx, element=el, matrix=m, pad=0.0))
+            return
+        pg = _geometry_cached(d)
+        box = _outline_box(m, pg, w)
+        det = abs(m[0] * m[3] - m[1] * m[2])
+        perim = _perimeter(pg.points)
+        area = ((pg.area if filled else 0.0) + perim * w / 2) * det
+        self.prims.append(
+            Prim(
+                "path",
+                owner,
+                group,
+                box,
+                area,
+                ctx=ctx,
+                element=el,
+                matrix=m,
+                geom=pg,
+                geom_matrix=m,
+                pad=w / 2 * math.sqrt(det),
             )
+        )
+
+    def _poly(
+        self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], w: float, filled: bool
+    ) -> None:
+        """A ``<polygon>``/``<polyline>``: its stroked (and filled, when closed) outline."""
+        v = [float(x) for x in _NUMBERS.findall(el.get("points", ""))]
+        pts = list(zip(v[0::2], v[1::2]))
+        if not pts:
             return
-        if tag == "path":
-            d = el.get("d", "")
-            v = _NUMBERS.findall(d)
-            cap = el.get("stroke-linecap", "butt")
-            w = sw if stroked else 0.0
-            if re.fullmatch(r"\s*M\s*" + _NUM + r"[ ,]+" + _NUM + r"\s*L\s*" + _NUM + r"[ ,]+" + _NUM + r"\s*", d):
-                x1, y1, x2, y2 = (float(x) for x in v)
-                outline = [apply(m, x, y) for x, y in _line_box(x1, y1, x2, y2, w, cap)]
-                box = _pts_box(outline)
-                k = math.sqrt(abs(m[0] * m[3] - m[1] * m[2]))
-                area = math.hypot(x2 - x1, y2 - y1) * w * k * k
-                self.prims.append(Prim("line", owner, group, box, area, ctx=ctx, element=el, matrix=m, pad=0.0))
-                return
-            pg = _geometry_cached(d)
-            b = pg.box
-            # round caps/joins widen the outline by half the stroke in every direction; for miter joins
-            # on verovio's smooth slur/tie outlines the same holds up to rounding
-            b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
-            if is_axis_aligned(m):
-                box = map_box(m, b)
-            else:
-                pts = [apply(m, x, y) for x, y in pg.points]
-                box = _pts_box(pts)
-            det = abs(m[0] * m[3] - m[1] * m[2])
-            perim = _perimeter(pg.points)
-            area = ((pg.area if filled else 0.0) + perim * w / 2) * det
-            self.prims.append(
-                Prim(
-                    "path",
-                    owner,
-                    group,
-                    box,
-                    area,
-                    ctx=ctx,
-                    element=el,
-                    matrix=m,
-                    geom=pg,
-                    geom_matrix=m,
-                    pad=w / 2 * math.sqrt(det),
-                )
+        closed = tag == "polygon"
+        outline = _polyline_outline(
+            pts, w, el.get("stroke-linecap", "butt"), el.get("stroke-linejoin", "miter"), closed
+        )
+        if filled and closed:
+            outline += pts
+        box = _pts_box([apply(m, x, y) for x, y in outline])
+        det = abs(m[0] * m[3] - m[1] * m[2])
+        shoelace = abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))) / 2
+        perim = _perimeter(tuple(pts) if closed else tuple(pts))
+        area = ((shoelace if filled and closed else 0.0) + perim * w) * det
+        self.prims.append(Prim(tag, owner, group, box, area, ctx=ctx, element=el, matrix=m))
+
+    def _ellipse(
+        self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], w: float, filled: bool
+    ) -> None:
+        """An ``<ellipse>``/``<circle>``."""
+        cx, cy = _length(el.get("cx")), _length(el.get("cy"))
+        rx = _length(el.get("rx") or el.get("r"))
+        ry = _length(el.get("ry") or el.get("r"))
+        b = (cx - rx - w / 2, cy - ry - w / 2, cx + rx + w / 2, cy + ry + w / 2)
+        det = abs(m[0] * m[3] - m[1] * m[2])
+        self.prims.append(
+            Prim(
+                "ellipse",
+                owner,
+                group,
+                map_box(m, b),
+                math.pi * (rx + w / 2) * (ry + w / 2) * det,
+                ctx=ctx,
+                element=el,
+                matrix=m,
             )
+        )
+
+    def _rect(
+        self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], w: float, filled: bool
+    ) -> None:
+        """A ``<rect>``."""
+        x, y = _length(el.get("x")), _length(el.get("y"))
+        wd, ht = _length(el.get("width")), _length(el.get("height"))
+        b = (x - w / 2, y - w / 2, x + wd + w / 2, y + ht + w / 2)
+        det = abs(m[0] * m[3] - m[1] * m[2])
+        self.prims.append(
+            Prim("rect", owner, group, map_box(m, b), (wd + w) * (ht + w) * det, ctx=ctx, element=el, matrix=m)
+        )
+
+    def _text(
+        self, el: ET.Element, tag: str, m: Matrix, owner: str, group: int, ctx: dict[str, object], w: float, filled: bool
+    ) -> None:
+        """A ``<text>``: its anchor point and content (lyrics, dynamics, tempo words)."""
+        content = "".join(el.itertext()).strip()
+        if not content:
             return
-        if tag in ("polygon", "polyline"):
-            v = [float(x) for x in _NUMBERS.findall(el.get("points", ""))]
-            pts = list(zip(v[0::2], v[1::2]))
-            if not pts:
-                return
-            w = sw if stroked else 0.0
-            closed = tag == "polygon"
-            outline = _polyline_outline(
-                pts, w, el.get("stroke-linecap", "butt"), el.get("stroke-linejoin", "miter"), closed
-            )
-            if filled and closed:
-                outline += pts
-            box = _pts_box([apply(m, x, y) for x, y in outline])
-            det = abs(m[0] * m[3] - m[1] * m[2])
-            shoelace = abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))) / 2
-            perim = _perimeter(tuple(pts) if closed else tuple(pts))
-            area = ((shoelace if filled and closed else 0.0) + perim * w) * det
-            self.prims.append(Prim(tag, owner, group, box, area, ctx=ctx, element=el, matrix=m))
-            return
-        if tag == "ellipse" or tag == "circle":
-            cx, cy = _length(el.get("cx")), _length(el.get("cy"))
-            rx = _length(el.get("rx") or el.get("r"))
-            ry = _length(el.get("ry") or el.get("r"))
-            w = sw if stroked else 0.0
-            b = (cx - rx - w / 2, cy - ry - w / 2, cx + rx + w / 2, cy + ry + w / 2)
-            det = abs(m[0] * m[3] - m[1] * m[2])
-            self.prims.append(
-                Prim(
-                    "ellipse",
-                    owner,
-                    group,
-                    map_box(m, b),
-                    math.pi * (rx + w / 2) * (ry + w / 2) * det,
-                    ctx=ctx,
-                    element=el,
-                    matrix=m,
-                )
-            )
-            return
-        if tag == "rect":
-            x, y = _length(el.get("x")), _length(el.get("y"))
-            wd, ht = _length(el.get("width")), _length(el.get("height"))
-            w = sw if stroked else 0.0
-            b = (x - w / 2, y - w / 2, x + wd + w / 2, y + ht + w / 2)
-            det = abs(m[0] * m[3] - m[1] * m[2])
-            self.prims.append(
-                Prim("rect", owner, group, map_box(m, b), (wd + w) * (ht + w) * det, ctx=ctx, element=el, matrix=m)
-            )
-            return
-        if tag == "text":
-            content = "".join(el.itertext()).strip()
-            if not content:
-                return
-            ctx = dict(ctx)
-            ctx["text"] = content
-            x, y = apply(m, _length(el.get("x")), _length(el.get("y")))
-            self.prims.append(Prim("text", owner, group, (x, y, x, y), 0.0, ctx=ctx, element=el, matrix=m))
-            return
+        ctx = dict(ctx)
+        ctx["text"] = content
+        x, y = apply(m, _length(el.get("x")), _length(el.get("y")))
+        self.prims.append(Prim("text", owner, group, (x, y, x, y), 0.0, ctx=ctx, element=el, matrix=m))
+
+
+# The drawing elements `_Walker.shape` records, by tag (``w``: the stroke width, 0 when not stroked).
+_SHAPES = {
+    "use": _Walker._use,
+    "path": _Walker._path,
+    "polygon": _Walker._poly,
+    "polyline": _Walker._poly,
+    "ellipse": _Walker._ellipse,
+    "circle": _Walker._ellipse,
+    "rect": _Walker._rect,
+    "text": _Walker._text,
+}
+
+
+def _outline_box(m: Matrix, pg: PathGeometry, w: float) -> Box:
+    """Page box of an outline drawn through ``m`` with a stroke of width ``w`` (its own units).
+
+    Round caps/joins widen the outline by half the stroke in every direction; for miter joins on verovio's
+    smooth slur/tie outlines the same holds up to rounding.
+    """
+    b = pg.box
+    b = (b[0] - w / 2, b[1] - w / 2, b[2] + w / 2, b[3] + w / 2)
+    if is_axis_aligned(m):
+        return map_box(m, b)
+    return _pts_box([apply(m, x, y) for x, y in pg.points])
 
 
 def _pts_box(pts: list[tuple[float, float]]) -> Box:
@@ -810,8 +840,3 @@ def prim_outline(p: Prim) -> np.ndarray:
         return pts
     offsets = np.array([(-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)])
     return (pts[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
-
-
-def iter_prims(page: PageGeometry, owner: str) -> Iterator[Prim]:
-    """Primitives of one owner class."""
-    return (p for p in page.prims if p.owner == owner)

@@ -17,13 +17,14 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from omr_core.atomic import write_text
 from omr_core.classes import class_table
 from omr_core.datasets.deepscores import deepscores_names, empty_tables
 from omr_core.datasets.tables import AnnotationTables, LoadIssue
@@ -53,24 +54,6 @@ class YoloDataset:
     root: Path
     names: tuple[str, ...]
     splits: dict[str, tuple[Path, ...]]
-
-    @property
-    def index_of(self) -> dict[str, int]:
-        """Class name → YOLO index."""
-        return {n: i for i, n in enumerate(self.names)}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, then rename (permissions follow the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _user_path(text: str, where: Path, what: str) -> Path:
@@ -295,24 +278,37 @@ def read_data_yaml(path: str | os.PathLike[str]) -> YoloDataset:
     return YoloDataset(yaml_path=yaml_path, root=root, names=names, splits=splits)
 
 
-def write_data_yaml(path: Path | str, root: Path | str, names: Sequence[str], splits: Mapping[str, str]) -> None:
-    """Write a ``data.yaml`` the way Ultralytics writes them (names as ``{0: name, …}``), atomically.
+def write_data_yaml(
+    path: Path | str,
+    root: Path | str | None,
+    names: Sequence[str],
+    splits: Mapping[str, str],
+    *,
+    header: str = "",
+) -> Path:
+    """Write a ``data.yaml`` the way Ultralytics reads them (names as ``{0: name, …}``, ``nc``), atomically.
 
     Args:
         path: The yaml file to write.
-        root: Dataset root, written as ``path:`` as given (absolute, or relative to the yaml's folder).
+        root: Dataset root, written as ``path:`` as given (absolute, or relative to the yaml's folder); None
+            writes no ``path`` key, so Ultralytics takes the yaml's own folder and the dataset survives a move.
         names: Class names by YOLO index (unique, non-empty).
         splits: Split name → entry relative to ``root`` (e.g. ``{"train": "images/train"}``).
+        header: Comment lines written first (each starting with ``#``).
+
+    Returns:
+        ``path`` as a Path.
     """
     import yaml
 
     names = [str(n) for n in names]
     if not names or len(set(names)) != len(names) or any(not n for n in names):
         raise DataFormatError(f"{path}: class names must be unique and non-empty (got {len(names)} names)")
-    doc: dict[str, Any] = {"path": str(root)}
+    doc: dict[str, Any] = {} if root is None else {"path": str(root)}
     doc.update({k: str(v) for k, v in splits.items()})
+    doc["nc"] = len(names)
     doc["names"] = dict(enumerate(names))
-    _atomic_write_text(Path(path), yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return write_text(path, header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
 def label_path_for(image: Path | str) -> Path:
@@ -388,20 +384,35 @@ def read_labels(path: Path | str) -> np.ndarray:
     return out
 
 
-def write_labels(path: Path | str, labels: np.ndarray, *, decimals: int = 6) -> None:
-    """Write an (n, 5) ``[class, xc, yc, w, h]`` array as a YOLO label file, atomically.
+def label_text(labels: np.ndarray, *, decimals: int = 6, where: object = "labels") -> str:
+    """An (n, 5) ``[class, xc, yc, w, h]`` array as the text of a YOLO label file (one ``\n``-ended line a box).
 
-    Args:
-        path: The ``.txt`` file (folders are created).
-        labels: Class indices (integral) and normalised box centre/size.
-        decimals: Digits after the point for coordinates (6, like Ultralytics and Roboflow).
+    Raises:
+        DataFormatError: A non-finite value or a class that is not a non-negative integer (``where`` names it).
     """
     arr = np.asarray(labels, dtype=np.float64).reshape(-1, 5) if np.size(labels) else np.zeros((0, 5))
     if not np.isfinite(arr).all() or (arr[:, 0] < 0).any() or (arr[:, 0] % 1).any():
-        raise DataFormatError(f"{path}: labels must be finite with non-negative integer classes")
+        raise DataFormatError(f"{where}: labels must be finite with non-negative integer classes")
     fmt = f"{{:d}} {{:.{decimals}f}} {{:.{decimals}f}} {{:.{decimals}f}} {{:.{decimals}f}}\n"
-    text = "".join(fmt.format(int(c), x, y, w, h) for c, x, y, w, h in arr.tolist())
-    _atomic_write_text(Path(path), text)
+    return "".join(fmt.format(int(c), x, y, w, h) for c, x, y, w, h in arr.tolist())
+
+
+def write_labels(path: Path | str, labels: np.ndarray, *, decimals: int = 6, atomic: bool = True) -> None:
+    """Write an (n, 5) ``[class, xc, yc, w, h]`` array as a YOLO label file.
+
+    Args:
+        path: The ``.txt`` file (folders are created when ``atomic``).
+        labels: Class indices (integral) and normalised box centre/size.
+        decimals: Digits after the point for coordinates (6, like Ultralytics and Roboflow).
+        atomic: Through a temp file and a rename (see `omr_core.atomic`). False only inside a folder that is
+            itself put in place whole (`omr convert` stages the dataset, thousands of files, then swaps it in).
+    """
+    text = label_text(labels, decimals=decimals, where=path)
+    if atomic:
+        write_text(path, text)
+        return
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
@@ -502,89 +513,16 @@ def load_yolo(
         raise OmrError(
             f"{ds.yaml_path}: no split {', '.join(map(repr, unknown))}; it has {', '.join(ds.splits) or 'none'}"
         )
-    table = class_table()
-    official = deepscores_names()
-    extra: list[str] = []
-    codes_for_index = np.empty(len(ds.names), dtype=np.int64)
-    cat_for_index = np.empty(len(ds.names), dtype=np.int16)
-    for i, class_name in enumerate(ds.names):
-        try:
-            cat = table.by_name(class_name)
-        except OmrError:
-            cat = None
-        if cat is not None and cat.annotation_set == "deepscores":
-            codes_for_index[i], cat_for_index[i] = cat.id - 1, cat.id
-        else:
-            codes_for_index[i], cat_for_index[i] = len(official) + len(extra), -1
-            extra.append(class_name)
-    categories = [*official, *extra]
-
-    items = [(s, p) for s in wanted for p in ds.splits[s]]
-    total = len(items)
-    img_rows: list[tuple[int, str, int, int, str, str]] = []
-    label_arrays: list[np.ndarray] = []
-    ann_image: list[np.ndarray] = []
-    ann_ids: list[str] = []
-    missing_labels: list[str] = []
-    bad_files: list[str] = []
-    unreadable: list[str] = []
-    unreadable_labels = 0
-    seen: dict[Path, int] = {}
-    dup_images: list[str] = []
-    for row, (split, img) in enumerate(items):
-        if img in seen:
-            dup_images.append(str(img))
-        seen[img] = row
-        size = _image_size(img)
-        w, h = size if size is not None else (0, 0)
-        img_rows.append((row, img.name, w, h, split, str(img)))
-        lp = label_path_for(img)
-        if not lp.exists():
-            missing_labels.append(lp.name)
-            labels = _EMPTY_LABELS
-        else:
-            try:
-                labels = read_labels(lp)
-            except DataFormatError as err:
-                bad_files.append(str(err))
-                labels = _EMPTY_LABELS
-        if size is None:
-            unreadable.append(img.name)
-            unreadable_labels += len(labels)
-            labels = _EMPTY_LABELS
-        if len(labels):
-            px = labels.astype(np.float64)
-            px[:, 1] *= w
-            px[:, 3] *= w
-            px[:, 2] *= h
-            px[:, 4] *= h
-            label_arrays.append(px)
-            ann_image.append(np.full(len(labels), row, dtype=np.int64))
-            stem = img.stem
-            ann_ids += [f"{stem}:{k}" for k in range(1, len(labels) + 1)]
-        if progress is not None:
-            progress(row + 1, total)
-
-    images, ann = empty_tables(categories)
-    if img_rows:
-        rows = list(zip(*img_rows))
-        images = pd.DataFrame(
-            {
-                "image": np.array(rows[0], dtype=np.int64),
-                "image_id": np.array(rows[0], dtype=np.int64),
-                "filename": pd.Series(rows[1], dtype="str"),
-                "width": np.array(rows[2], dtype=np.int32),
-                "height": np.array(rows[3], dtype=np.int32),
-                "source": pd.Series([str(ds.yaml_path)] * len(img_rows), dtype="str"),
-                "split": pd.Series(rows[4], dtype="str"),
-                "path": pd.Series(rows[5], dtype="str"),
-                "n_annotations": np.zeros(len(img_rows), dtype=np.int32),
-            }
-        )
+    codes = _class_codes(ds.names)
+    scan = _scan_files([(s, p) for s in wanted for p in ds.splits[s]], progress)
+    images, ann = empty_tables(codes.categories)
+    if scan.img_rows:
+        images = _images_table(scan.img_rows, ds.yaml_path)
     issues: list[LoadIssue] = []
-    if label_arrays:
-        lab = np.concatenate(label_arrays)
-        img_of = np.concatenate(ann_image)
+    if scan.label_arrays:
+        lab = np.concatenate(scan.label_arrays)
+        img_of = np.concatenate(scan.ann_image)
+        ann_ids = scan.ann_ids
         beyond = lab[:, 0] >= len(ds.names)  # on the floats: a class of 1e20 does not fit an int64
         cls = np.where(beyond, 0, lab[:, 0]).astype(np.int64)
         issues += _ultralytics_checks(lab, img_of, beyond, images, ds.yaml_path.name)
@@ -602,73 +540,192 @@ def load_yolo(
             keep = ~beyond
             lab, img_of, cls = lab[keep], img_of[keep], cls[keep]
             ann_ids = [a for a, k in zip(ann_ids, keep.tolist()) if k]
-        x0 = lab[:, 1] - lab[:, 3] / 2
-        x1 = lab[:, 1] + lab[:, 3] / 2
-        y0 = lab[:, 2] - lab[:, 4] / 2
-        y1 = lab[:, 2] + lab[:, 4] / 2
-        f32 = np.float32
-        n = len(lab)
-        ann = pd.DataFrame(
-            {
-                "ann_id": pd.Series(ann_ids, dtype="str"),
-                "image": img_of,
-                "cat_id": cat_for_index[cls],
-                "muscima_id": pd.arrays.IntegerArray(np.zeros(n, dtype=np.int16), np.ones(n, dtype=bool)),
-                "name": pd.Categorical.from_codes(codes_for_index[cls], categories=pd.Index(categories)),
-                "x0": x0.astype(f32),
-                "y0": y0.astype(f32),
-                "x1": x1.astype(f32),
-                "y1": y1.astype(f32),
-                "area": (lab[:, 3] * lab[:, 4]).astype(f32),
-                "ox0": x1.astype(f32),
-                "oy0": y1.astype(f32),
-                "ox1": x1.astype(f32),
-                "oy1": y0.astype(f32),
-                "ox2": x0.astype(f32),
-                "oy2": y0.astype(f32),
-                "ox3": x0.astype(f32),
-                "oy3": y1.astype(f32),
-                "rel_position": pd.arrays.IntegerArray(np.zeros(n, dtype=np.int16), np.ones(n, dtype=bool)),
-                "duration": pd.Series([""] * n, dtype="str"),
-            }
-        )
+        ann = _annotations_table(lab, img_of, cls, ann_ids, codes)
         images["n_annotations"] = np.bincount(img_of, minlength=len(images)).astype(np.int32)
-        widths = images["width"].to_numpy()[img_of]
-        heights = images["height"].to_numpy()[img_of]
-        degenerate = (x1 <= x0) | (y1 <= y0)
-        tol = 0.5  # half a pixel: normalised coordinates written with 6 decimals round a little
-        outside = (x0 < -tol) | (y0 < -tol) | (x1 > widths + tol) | (y1 > heights + tol)
-        ids = np.asarray(ann_ids, dtype=object)
-        for kind, mask, what in (
-            ("degenerate_box", degenerate, "with zero width or height"),
-            ("box_outside_image", outside, "extending more than half a pixel past the image edges"),
-        ):
-            if mask.any():
-                issues.append(
-                    LoadIssue(
-                        kind,
-                        f"{ds.yaml_path.name}: {int(mask.sum()):,} boxes {what}",
-                        int(mask.sum()),
-                        tuple(ids[mask][:5]),
-                    )
-                )
+        issues += _box_issues(lab, img_of, ann_ids, images, ds.yaml_path.name)
+    issues += _file_issues(scan, ds.yaml_path.name)
+    return AnnotationTables(images=images, annotations=ann, issues=tuple(issues), sources=(ds.yaml_path,))
+
+
+@dataclass(frozen=True)
+class _ClassCodes:
+    """YOLO index -> the ``name`` Categorical's code and the DeepScoresV2 ``cat_id`` (-1: not official)."""
+
+    codes: np.ndarray
+    cat_ids: np.ndarray
+    categories: list[str]  # the 136 official names in id order, then the dataset's others in index order
+
+
+def _class_codes(names: Sequence[str]) -> _ClassCodes:
+    table = class_table()
+    official = deepscores_names()
+    extra: list[str] = []
+    codes = np.empty(len(names), dtype=np.int64)
+    cat_ids = np.empty(len(names), dtype=np.int16)
+    for i, class_name in enumerate(names):
+        try:
+            cat = table.by_name(class_name)
+        except OmrError:
+            cat = None
+        if cat is not None and cat.annotation_set == "deepscores":
+            codes[i], cat_ids[i] = cat.id - 1, cat.id
+        else:
+            codes[i], cat_ids[i] = len(official) + len(extra), -1
+            extra.append(class_name)
+    return _ClassCodes(codes, cat_ids, [*official, *extra])
+
+
+@dataclass
+class _Scan:
+    """What reading every image header and label file found, image by image."""
+
+    img_rows: list[tuple[int, str, int, int, str, str]] = field(default_factory=list)  # row, name, w, h, split, path
+    label_arrays: list[np.ndarray] = field(default_factory=list)  # per image with labels: (n, 5) in pixels
+    ann_image: list[np.ndarray] = field(default_factory=list)  # the image row of each of those labels
+    ann_ids: list[str] = field(default_factory=list)
+    missing_labels: list[str] = field(default_factory=list)
+    bad_files: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    unreadable_labels: int = 0
+    dup_images: list[str] = field(default_factory=list)
+
+
+def _scan_files(items: Sequence[tuple[str, Path]], progress: Callable[[int, int], None] | None) -> _Scan:
+    """Read each ``(split, image)``'s size from its header and its labels (scaled to pixels); one progress step each."""
+    scan = _Scan()
+    seen: set[Path] = set()
+    for row, (split, img) in enumerate(items):
+        if img in seen:
+            scan.dup_images.append(str(img))
+        seen.add(img)
+        size = _image_size(img)
+        w, h = size if size is not None else (0, 0)
+        scan.img_rows.append((row, img.name, w, h, split, str(img)))
+        lp = label_path_for(img)
+        if not lp.exists():
+            scan.missing_labels.append(lp.name)
+            labels = _EMPTY_LABELS
+        else:
+            try:
+                labels = read_labels(lp)
+            except DataFormatError as err:
+                scan.bad_files.append(str(err))
+                labels = _EMPTY_LABELS
+        if size is None:
+            scan.unreadable.append(img.name)
+            scan.unreadable_labels += len(labels)
+            labels = _EMPTY_LABELS
+        if len(labels):
+            px = labels.astype(np.float64)
+            px[:, 1] *= w
+            px[:, 3] *= w
+            px[:, 2] *= h
+            px[:, 4] *= h
+            scan.label_arrays.append(px)
+            scan.ann_image.append(np.full(len(labels), row, dtype=np.int64))
+            stem = img.stem
+            scan.ann_ids += [f"{stem}:{k}" for k in range(1, len(labels) + 1)]
+        if progress is not None:
+            progress(row + 1, len(items))
+    return scan
+
+
+def _images_table(img_rows: list[tuple[int, str, int, int, str, str]], yaml_path: Path) -> pd.DataFrame:
+    rows = list(zip(*img_rows))
+    return pd.DataFrame(
+        {
+            "image": np.array(rows[0], dtype=np.int64),
+            "image_id": np.array(rows[0], dtype=np.int64),
+            "filename": pd.Series(rows[1], dtype="str"),
+            "width": np.array(rows[2], dtype=np.int32),
+            "height": np.array(rows[3], dtype=np.int32),
+            "source": pd.Series([str(yaml_path)] * len(img_rows), dtype="str"),
+            "split": pd.Series(rows[4], dtype="str"),
+            "path": pd.Series(rows[5], dtype="str"),
+            "n_annotations": np.zeros(len(img_rows), dtype=np.int32),
+        }
+    )
+
+
+def _annotations_table(
+    lab: np.ndarray, img_of: np.ndarray, cls: np.ndarray, ann_ids: list[str], codes: _ClassCodes
+) -> pd.DataFrame:
+    """The annotations table of pixel-scaled ``[class, xc, yc, w, h]`` rows (axis-aligned oriented boxes)."""
+    x0, y0, x1, y1 = _xyxy(lab)
+    f32 = np.float32
+    n = len(lab)
+    return pd.DataFrame(
+        {
+            "ann_id": pd.Series(ann_ids, dtype="str"),
+            "image": img_of,
+            "cat_id": codes.cat_ids[cls],
+            "muscima_id": pd.arrays.IntegerArray(np.zeros(n, dtype=np.int16), np.ones(n, dtype=bool)),
+            "name": pd.Categorical.from_codes(codes.codes[cls], categories=pd.Index(codes.categories)),
+            "x0": x0.astype(f32),
+            "y0": y0.astype(f32),
+            "x1": x1.astype(f32),
+            "y1": y1.astype(f32),
+            "area": (lab[:, 3] * lab[:, 4]).astype(f32),
+            "ox0": x1.astype(f32),
+            "oy0": y1.astype(f32),
+            "ox1": x1.astype(f32),
+            "oy1": y0.astype(f32),
+            "ox2": x0.astype(f32),
+            "oy2": y0.astype(f32),
+            "ox3": x0.astype(f32),
+            "oy3": y1.astype(f32),
+            "rel_position": pd.arrays.IntegerArray(np.zeros(n, dtype=np.int16), np.ones(n, dtype=bool)),
+            "duration": pd.Series([""] * n, dtype="str"),
+        }
+    )
+
+
+def _xyxy(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Corners (float64, pixels) of pixel-scaled ``[class, xc, yc, w, h]`` rows."""
+    return lab[:, 1] - lab[:, 3] / 2, lab[:, 2] - lab[:, 4] / 2, lab[:, 1] + lab[:, 3] / 2, lab[:, 2] + lab[:, 4] / 2
+
+
+def _box_issues(
+    lab: np.ndarray, img_of: np.ndarray, ann_ids: list[str], images: pd.DataFrame, yaml_name: str
+) -> list[LoadIssue]:
+    """Degenerate boxes and boxes reaching past their image (on the float64 corners, before the float32 table)."""
+    x0, y0, x1, y1 = _xyxy(lab)
+    widths = images["width"].to_numpy()[img_of]
+    heights = images["height"].to_numpy()[img_of]
+    degenerate = (x1 <= x0) | (y1 <= y0)
+    tol = 0.5  # half a pixel: normalised coordinates written with 6 decimals round a little
+    outside = (x0 < -tol) | (y0 < -tol) | (x1 > widths + tol) | (y1 > heights + tol)
+    ids = np.asarray(ann_ids, dtype=object)
+    issues = []
+    for kind, mask, what in (
+        ("degenerate_box", degenerate, "with zero width or height"),
+        ("box_outside_image", outside, "extending more than half a pixel past the image edges"),
+    ):
+        if mask.any():
+            issues.append(
+                LoadIssue(kind, f"{yaml_name}: {int(mask.sum()):,} boxes {what}", int(mask.sum()), tuple(ids[mask][:5]))
+            )
+    return issues
+
+
+def _file_issues(scan: _Scan, yaml_name: str) -> list[LoadIssue]:
+    """Missing label files, unparsable ones, unreadable images and images listed in several splits."""
+    issues = []
     for kind, found, message in (
-        ("label_file_missing", missing_labels, "images have no label file (background images, kept)"),
+        ("label_file_missing", scan.missing_labels, "images have no label file (background images, kept)"),
         (
             "bad_field",
-            bad_files,
+            scan.bad_files,
             "label files could not be parsed: their labels are dropped"
-            + (f" (first: {bad_files[0]})" if bad_files else ""),
+            + (f" (first: {scan.bad_files[0]})" if scan.bad_files else ""),
         ),
         (
             "image_unreadable",
-            unreadable,
-            f"image files could not be opened: kept with size 0, their {unreadable_labels:,} labels dropped",
+            scan.unreadable,
+            f"image files could not be opened: kept with size 0, their {scan.unreadable_labels:,} labels dropped",
         ),
-        ("duplicate_image", dup_images, "images are listed in more than one split (counted once per split)"),
+        ("duplicate_image", scan.dup_images, "images are listed in more than one split (counted once per split)"),
     ):
         if found:
-            issues.append(
-                LoadIssue(kind, f"{ds.yaml_path.name}: {len(found):,} {message}", len(found), tuple(found[:5]))
-            )
-    return AnnotationTables(images=images, annotations=ann, issues=tuple(issues), sources=(ds.yaml_path,))
+            issues.append(LoadIssue(kind, f"{yaml_name}: {len(found):,} {message}", len(found), tuple(found[:5])))
+    return issues

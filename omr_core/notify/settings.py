@@ -180,7 +180,7 @@ def load_settings(ws: Workspace | None = None, env: dict[str, str] | None = None
 
 def save_settings(settings: NotifySettings, ws: Workspace | None = None) -> Path:
     """Write the file's own targets (not those of ``OMR_NOTIFY``), readable by its owner only."""
-    from omr_core.training.runs import atomic_write_bytes  # mkstemp: created 0600
+    from omr_core.atomic import write_atomic
 
     path = settings_path(ws)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,14 @@ def save_settings(settings: NotifySettings, ws: Workspace | None = None) -> Path
         "dashboard_url": settings.dashboard_url,
         "retry": {"attempts": settings.retry.attempts, "backoff_s": list(settings.retry.backoff_s)},
     }
-    atomic_write_bytes(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+
+    def write(tmp: Path) -> None:  # created owner-only: the URLs hold tokens, never readable by others for a moment
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    write_atomic(path, write)
     os.chmod(path, 0o600)
     return path
 

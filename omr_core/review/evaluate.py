@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from omr_core.atomic import write_atomic
 from omr_core.errors import DataFormatError, OmrError
 from omr_core.review.evaluate_match import claim_all, empty_cases, match_cases
 from omr_core.review.evaluate_validate import (
@@ -370,12 +370,7 @@ def _write_folder(folder: Path, files: dict[str, Callable[[Path], object]]) -> N
     for old in folder.glob("cases-*.parquet"):  # cases of a previous evaluation in the same folder
         old.unlink(missing_ok=True)
     for name, writer in files.items():
-        tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
-        try:
-            writer(tmp)
-            os.replace(tmp, folder / name)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(folder / name, writer)
 
 
 def find_cached(
@@ -585,21 +580,9 @@ def failure_cases(ev: Evaluation, conf: float | None = None) -> pd.DataFrame:
         return empty_cases()
     claims = _claims(ev.folder, _mtime(ev.folder / PREDS))
     cases = match_cases(ev.ground_truth(), ev.predictions(), ev.n_images, conf, claims=claims)
-    tmp = ev.folder / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        cases.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only evaluation folder still works, it just recomputes
-    finally:
-        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a read-only evaluation folder still works, it just recomputes
+        write_atomic(path, lambda tmp: cases.to_parquet(tmp, index=False))
     return cases
-
-
-def delete_evaluation(ev: Evaluation) -> None:
-    """Remove an evaluation folder (only one that holds an evaluation.json)."""
-    if (ev.folder / META).is_file():
-        shutil.rmtree(ev.folder)
 
 
 # -- runs the page can evaluate ------------------------------------------------------------------------------------------

@@ -6,14 +6,14 @@ import base64
 import html
 import json
 import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from omr_core.atomic import write_atomic
 from omr_core.review.evaluate_match import FAILURE_KINDS, KIND_LABELS, confusion_counts, failure_counts
 from omr_core.review.evaluate_status import NO_LABELS, statuses
 
@@ -81,16 +81,6 @@ def _records_json(df: pd.DataFrame) -> str:
     return df.to_json(orient="records", indent=1, double_precision=6)
 
 
-def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def export_evaluation(ev: Evaluation, out: str | os.PathLike[str], conf: float | None = None, report: bool = True) -> dict[str, Path]:
     """Write per_class.{csv,json}, failures.{csv,json}, confusion.csv, confidence.csv and report.html to ``out``.
 
@@ -105,16 +95,16 @@ def export_evaluation(ev: Evaluation, out: str | os.PathLike[str], conf: float |
     per = per_class_export(ev, conf)
     fails = failures_export(ev, conf)
     files: dict[str, Path] = {}
-    files["per_class_csv"] = _atomic(folder / "per_class.csv", lambda p: per.to_csv(p, index=False))
-    files["per_class_json"] = _atomic(folder / "per_class.json", lambda p: p.write_text(_records_json(per), encoding="utf-8"))
-    files["failures_csv"] = _atomic(folder / "failures.csv", lambda p: fails.to_csv(p, index=False))
-    files["failures_json"] = _atomic(folder / "failures.json", lambda p: p.write_text(_records_json(fails), encoding="utf-8"))
-    files["confusion_csv"] = _atomic(folder / "confusion.csv", lambda p: confusion_export(ev, conf).to_csv(p))
+    files["per_class_csv"] = write_atomic(folder / "per_class.csv", lambda p: per.to_csv(p, index=False))
+    files["per_class_json"] = write_atomic(folder / "per_class.json", lambda p: p.write_text(_records_json(per), encoding="utf-8"))
+    files["failures_csv"] = write_atomic(folder / "failures.csv", lambda p: fails.to_csv(p, index=False))
+    files["failures_json"] = write_atomic(folder / "failures.json", lambda p: p.write_text(_records_json(fails), encoding="utf-8"))
+    files["confusion_csv"] = write_atomic(folder / "confusion.csv", lambda p: confusion_export(ev, conf).to_csv(p))
     conf_table = confidence_table(ev, conf)
-    files["confidence_csv"] = _atomic(folder / "confidence.csv", lambda p: conf_table.to_csv(p, index=False))
+    files["confidence_csv"] = write_atomic(folder / "confidence.csv", lambda p: conf_table.to_csv(p, index=False))
     if report:
         text = report_html(ev, conf)
-        files["report_html"] = _atomic(folder / "report.html", lambda p: p.write_text(text, encoding="utf-8"))
+        files["report_html"] = write_atomic(folder / "report.html", lambda p: p.write_text(text, encoding="utf-8"))
     return files
 
 
@@ -148,7 +138,8 @@ def _table(df: pd.DataFrame, columns: Sequence[str], headers: Sequence[str]) -> 
 
 def _gallery(ev: Evaluation, classes: Sequence[int], conf: float, per_class: int = 4) -> str:
     from omr_core.errors import OmrError
-    from omr_core.review.evaluate_crops import case_boxes, crop_case, png_bytes
+    from omr_core.raster import encode_png
+    from omr_core.review.evaluate_crops import case_boxes, crop_case
 
     cases = ev.cases(conf)
     images = ev.images()
@@ -164,7 +155,7 @@ def _gallery(ev: Evaluation, classes: Sequence[int], conf: float, per_class: int
         for _, row in sel.head(per_class).iterrows():
             g, p = case_boxes(row)
             try:
-                png = png_bytes(crop_case(images["path"].iloc[int(row["image_id"])], g, p, size=180))
+                png = encode_png(crop_case(images["path"].iloc[int(row["image_id"])], g, p, size=180))
             except OmrError:
                 continue
             true_name = ev.names[int(row["true_cls"])] if int(row["true_cls"]) >= 0 else "background"

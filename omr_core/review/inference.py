@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from omr_core.errors import OmrError
+from omr_core.raster import tile_origins
 from omr_core.training.scale import TrainingScale, from_checkpoint
 
 
@@ -261,16 +262,6 @@ def load_model(path: str | os.PathLike[str], *, warm_up: bool = True, device: st
             kw["device"] = device
         _run(loaded, [np.full((64, 64, 3), 255, np.uint8)], kw)
     return loaded
-
-
-def tile_origins(length: int, tile: int, overlap: float) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` (fraction) overlap."""
-    if length <= tile:
-        return [0]
-    stride = max(1, int(tile * (1.0 - overlap)))
-    n = int(np.ceil((length - tile) / stride)) + 1
-    # Spread the tiles evenly so the last one ends exactly at the border.
-    return [int(round(i * (length - tile) / (n - 1))) for i in range(n)]
 
 
 def predict(

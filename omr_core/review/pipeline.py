@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,28 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from omr_core.errors import OmrError
+from omr_core.atomic import write_bytes
+from omr_core.classes import group_color
+from omr_core.raster import encode_png
 from omr_core.review.inference import Detection, InferencePlan, LoadedModel, ModelInfo, plan_inference, predict
 from omr_core.review.reconstruct import LedgerLine, Notehead, Stem, parse_noteheads, reconstruct
 from omr_core.review.staff import NoStaffError, Staff, System, detect_staves, long_line_warning
 
-#: Colour per class group (RGB hex), shared by the Plotly overlay and the annotated PNG.
-GROUP_COLORS: dict[str, str] = {
-    "noteheads": "#1f77b4",
-    "clefs": "#9467bd",
-    "rests": "#8c564b",
-    "accidentals": "#2ca02c",
-    "key signatures": "#17becf",
-    "time signatures": "#bcbd22",
-    "flags": "#e377c2",
-    "articulations": "#7f7f7f",
-    "dynamics": "#ff7f0e",
-    "thin/long": "#d62728",
-    "ornaments": "#aec7e8",
-    "tuplets": "#98df8a",
-    "fingering": "#c5b0d5",
-    "other": "#c49c94",
-}
 #: Colours of the reconstructed layers.
 LAYER_COLORS: dict[str, str] = {"staff": "#00a0ff", "stem": "#ff0044", "ledger": "#ff8800"}
 
@@ -299,7 +283,7 @@ def draw_overlay(
             if groups is not None and result.detections and group not in groups:
                 continue
             bx0, by0, bx1, by1 = (int(round(v)) for v in bbox)
-            cv2.rectangle(img, (bx0, by0), (max(bx0, bx1 - 1), max(by0, by1 - 1)), _rgb(GROUP_COLORS.get(group, "#c49c94")), 1)
+            cv2.rectangle(img, (bx0, by0), (max(bx0, bx1 - 1), max(by0, by1 - 1)), _rgb(group_color(group)), 1)
     if "ledger" in layers:
         col = _rgb(LAYER_COLORS["ledger"])
         for ll in result.ledger_lines:
@@ -315,20 +299,6 @@ def draw_overlay(
     return img
 
 
-def _atomic_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
-
-
 def json_bytes(obj: Any) -> bytes:
     """Indented JSON bytes (orjson; NumPy scalars accepted)."""
     import orjson
@@ -338,20 +308,9 @@ def json_bytes(obj: Any) -> bytes:
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as JSON atomically (temp file + rename)."""
-    return _atomic_bytes(path, json_bytes(obj))
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    """Encode an RGB array as PNG."""
-    import cv2
-
-    arr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
-    ok, buf = cv2.imencode(".png", arr)
-    if not ok:
-        raise OmrError("PNG encoding failed")
-    return bytes(buf.tobytes())
+    return write_bytes(path, json_bytes(obj))
 
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> Path:
     """Write an RGB array as PNG atomically."""
-    return _atomic_bytes(path, png_bytes(rgb))
+    return write_bytes(path, encode_png(rgb))

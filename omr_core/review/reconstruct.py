@@ -319,68 +319,144 @@ def _runs(
     return np.where(has, end, 0)
 
 
+@dataclass(frozen=True)
+class StemSearch:
+    """Tuning of the stem search, gathered from `_stems` (tuned on engraved and DeepScoresV2 pages).
+
+    Attributes:
+        inner: Columns examined inside the head on each side, as a fraction of the median head width…
+        min_inner: …and at least this many.
+        outer: Columns examined outside the box edge (detector boxes are off by a pixel or two), fraction…
+        min_outer: …and at least this many.
+        lead: The run must begin within this fraction of the head height from where the scan starts…
+        min_lead: …or this many rows.
+        start: The scan starts this fraction of the head height past the centre (inside the head).
+        window: Scan length in staff spaces: the longest chord plus its stem.
+        rescan: Where a run reached the window's end (long chords, beams), scan again this many times further.
+        gap: White pixels a run may cross (scan noise, a thin beam gap).
+        width_px: A neighbouring column whose run reaches within ``max(width_px, width_frac * reach)`` of
+            the best one belongs to the stem's width…
+        width_frac: …see ``width_px``.
+        min_length: Shortest stem, in staff spaces, measured past the head.
+        two_voices: Both usual stems at least this long (staff spaces): two voices share the notehead.
+        join_px: A notehead without ink evidence joins a chord stem this close horizontally (px)…
+        join_spaces: …reaching to within this many staff spaces of its centre.
+        middle_line: Staff positions below this (the middle line) take the rule's stem up, others down.
+    """
+
+    inner: float = 0.3
+    min_inner: int = 3
+    outer: float = 0.1
+    min_outer: int = 2
+    lead: float = 0.6
+    min_lead: int = 2
+    start: float = 0.25
+    window: float = 7.0
+    rescan: int = 4
+    gap: int = 2
+    width_px: float = 2.0
+    width_frac: float = 0.08
+    min_length: float = 1.0
+    two_voices: float = 2.0
+    join_px: float = 2.0
+    join_spaces: float = 1.0
+    middle_line: int = 4
+
+
+DEFAULT_STEM_SEARCH = StemSearch()
+
+#: The four sides a stem can take, as (name, right column?, going up?): the usual right-up and left-down
+#: first, then the chord seconds (left-up, right-down).
+_SIDES = (("RU", True, True), ("LD", False, False), ("LU", False, True), ("RD", True, False))
+
+# A side's best run per stemmed head: (length past the head, stem x0, stem x1, row where the run ends).
+_Side = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Heads:
+    """The stemmed noteheads being searched, as arrays (one row each)."""
+
+    idx: np.ndarray  # indices into the page's noteheads
+    x0: np.ndarray
+    y0: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    cy: np.ndarray
+    sp: np.ndarray  # staff space of each head's staff
+    attach: np.ndarray  # where a stem starts, from the centre (px)
+
+
 def _stems(
-    ink: np.ndarray, boxes: np.ndarray, heads: Sequence[Notehead], staff_idx: np.ndarray, staves: Sequence[Staff]
+    ink: np.ndarray,
+    boxes: np.ndarray,
+    heads: Sequence[Notehead],
+    staff_idx: np.ndarray,
+    staves: Sequence[Staff],
+    prm: StemSearch = DEFAULT_STEM_SEARCH,
 ) -> list[Stem]:
     """Find the stem of every stemmed notehead (ink first, engraving rule as fallback) and merge chords."""
     sa = _staff_arrays(staves)
-    stemmed = np.array([h.stemmed for h in heads])
-    idx = np.nonzero(stemmed)[0]
+    idx = np.nonzero(np.array([h.stemmed for h in heads]))[0]
     if idx.size == 0:
         return []
     b = boxes[idx]
     sp = sa["space"][staff_idx[idx]]
-    x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    w = np.maximum(x1 - x0, 1.0)
-    hgt = np.maximum(y1 - y0, 1.0)
-    cy = (y0 + y1) / 2
+    hd = _Heads(idx, b[:, 0], b[:, 1], b[:, 2], b[:, 3], (b[:, 1] + b[:, 3]) / 2, sp, STEM_ATTACH * sp)
     med_sp = float(np.median(sp))
-    # Columns examined on each side: a quarter of the head inside the box and a little outside
-    # (detector boxes are off by a pixel or two).
-    inner = max(3, int(np.ceil(0.3 * float(np.median(w)))))
-    outer = max(2, int(np.ceil(0.1 * float(np.median(w)))))
+    sides = _scan_sides(ink, boxes, hd, med_sp, prm)
+    stems = _merge_stems(_ink_pieces(hd, sides, prm), med_sp)
+    extra = _unclaimed_heads(stems, hd, _positions(boxes, heads, staff_idx, staves), float(np.median(sa["thick"])), prm)
+    out = stems + extra
+    out.sort(key=lambda s: (s.bbox[0], s.bbox[1]))
+    return out
+
+
+def _scan_sides(ink: np.ndarray, boxes: np.ndarray, hd: _Heads, med_sp: float, prm: StemSearch) -> dict[str, _Side]:
+    """Measure vertical ink next to every head on each of the four sides; the best column of each side."""
+    w = np.maximum(hd.x1 - hd.x0, 1.0)
+    hgt = np.maximum(hd.y1 - hd.y0, 1.0)
+    # Columns examined on each side: a part of the head inside the box and a little outside.
+    inner = max(prm.min_inner, int(np.ceil(prm.inner * float(np.median(w)))))
+    outer = max(prm.min_outer, int(np.ceil(prm.outer * float(np.median(w)))))
     offs = np.arange(-inner, outer + 1)  # relative to the right edge, going right
-    right_cols = (np.floor(x1).astype(np.int64) - 1)[:, None] + offs[None, :]
-    left_cols = np.floor(x0).astype(np.int64)[:, None] - offs[None, :]
+    right_cols = (np.floor(hd.x1).astype(np.int64) - 1)[:, None] + offs[None, :]
+    left_cols = np.floor(hd.x0).astype(np.int64)[:, None] - offs[None, :]
     # Scan from a little before the centre (the run must start inside the head) over the longest chord + stem.
-    lead = np.maximum(2, np.ceil(0.6 * hgt)).astype(np.int64)
-    start_up = np.floor(cy + 0.25 * hgt).astype(np.int64)
-    start_dn = np.floor(cy - 0.25 * hgt).astype(np.int64)
-    length = int(np.ceil(7 * med_sp))
-    gap = 2
-    lead_max = int(lead.max())
+    lead_max = int(np.maximum(prm.min_lead, np.ceil(prm.lead * hgt)).astype(np.int64).max())
+    start_up = np.floor(hd.cy + prm.start * hgt).astype(np.int64)
+    start_dn = np.floor(hd.cy - prm.start * hgt).astype(np.int64)
+    length = int(np.ceil(prm.window * med_sp))
+    gap = prm.gap
     # Where a run ends inside another notehead it is the inside of a chord, not a stem end.
     hmask = np.zeros(ink.shape, dtype=bool)
     hh, ww = ink.shape
     for bx0, by0, bx1, by1 in boxes:
         hmask[max(0, int(by0) - 1) : max(0, int(np.ceil(by1)) + 1), max(0, int(bx0)) : max(0, int(np.ceil(bx1)))] = True
-    cands = {}
-    for name, cols, start, step in (
-        ("RU", right_cols, start_up, -1),
-        ("LD", left_cols, start_dn, +1),
-        ("LU", left_cols, start_up, -1),
-        ("RD", right_cols, start_dn, +1),
-    ):
+    rows = np.arange(hd.idx.size)
+    cands: dict[str, _Side] = {}
+    for name, right, up in _SIDES:
+        cols = right_cols if right else left_cols
+        start, step = (start_up, -1) if up else (start_dn, +1)
         end = _runs(ink, cols, start, step, length, lead_max, gap)
         # Long chords and beams: scan again, further, where a run reached the end of the window.
         more = np.nonzero((end >= length - gap).any(axis=1))[0]
         if more.size:
-            end2 = _runs(ink, cols[more], start[more], step, 4 * length, lead_max, gap)
+            end2 = _runs(ink, cols[more], start[more], step, prm.rescan * length, lead_max, gap)
             end[more] = np.maximum(end[more], end2)
         if step < 0:
             reach = start[:, None] - end + 1  # top row (continuous) of the run
-            beyond = y0[:, None] - reach
+            beyond = hd.y0[:, None] - reach
         else:
             reach = start[:, None] + end
-            beyond = reach - y1[:, None]
+            beyond = reach - hd.y1[:, None]
         end_row = np.clip(np.where(step < 0, reach, reach - 1), 0, hh - 1)
         in_head = hmask[end_row, np.clip(cols, 0, ww - 1)]
         beyond = np.where(in_head, -1e9, beyond)
         best = np.argmax(beyond, axis=1)
-        rows = np.arange(idx.size)
         bb = beyond[rows, best]
         # Stem width: neighbouring columns whose run reaches (almost) as far.
-        close = beyond >= (bb[:, None] - np.maximum(2.0, 0.08 * np.abs(bb[:, None])))
+        close = beyond >= (bb[:, None] - np.maximum(prm.width_px, prm.width_frac * np.abs(bb[:, None])))
         ci = np.arange(cols.shape[1])[None, :]
         # Contiguous block around the best column.
         left_stop = np.where(~close & (ci < best[:, None]), ci, -1).max(axis=1) + 1
@@ -388,47 +464,54 @@ def _stems(
         ca = cols[rows, left_stop]
         cb = cols[rows, right_stop]
         cands[name] = (bb, np.minimum(ca, cb), np.maximum(ca, cb) + 1, reach[rows, best])
-    names = ("RU", "LD", "LU", "RD")
+    return cands
+
+
+def _ink_pieces(
+    hd: _Heads, cands: dict[str, _Side], prm: StemSearch
+) -> list[tuple[int, float, float, float, float, bool, bool]]:
+    """Choose each head's side (two for two voices) from the measured runs: its stem piece, as `_merge_stems` takes."""
+    names = tuple(name for name, _, _ in _SIDES)
     scores = np.stack([cands[n][0] for n in names], axis=1)
-    min_len = 1.0 * sp
-    valid = scores >= min_len[:, None]
+    valid: np.ndarray = scores >= (prm.min_length * hd.sp)[:, None]
     # The usual sides (right-up, left-down) win whenever one of them has a stem: the chord-second sides
     # (left-up, right-down) only count when neither does, else a neighbouring voice's stem would be taken.
-    usual = valid[:, :2].any(axis=1)
+    usual = np.asarray(valid[:, :2].any(axis=1))
     masked = np.where(valid & (usual[:, None] == np.array([True, True, False, False])[None, :]), scores, -np.inf)
     choice = np.argmax(masked, axis=1)
-    found = valid.any(axis=1)
-    attach = STEM_ATTACH * sp
-    # Two voices on one notehead: both usual stems are long.
-    both = (scores[:, 0] >= 2 * sp) & (scores[:, 1] >= 2 * sp)
-
+    found = np.asarray(valid.any(axis=1))
+    both = (scores[:, 0] >= prm.two_voices * hd.sp) & (scores[:, 1] >= prm.two_voices * hd.sp)
     # Per notehead stem pieces: (head, x0, x1, top, bottom, up, from_ink)
     pieces: list[tuple[int, float, float, float, float, bool, bool]] = []
-    for r, i in enumerate(idx):
+    for r, i in enumerate(hd.idx):
         if not found[r]:
             continue
         for k in ((0, 1) if both[r] else (int(choice[r]),)):
             nm = names[k]
             ca, cb, reach = cands[nm][1][r], cands[nm][2][r], cands[nm][3][r]
             if nm.endswith("U"):
-                pieces.append((int(i), float(ca), float(cb), float(reach), float(cy[r] - attach[r]), True, True))
+                pieces.append((int(i), float(ca), float(cb), float(reach), float(hd.cy[r] - hd.attach[r]), True, True))
             else:
-                pieces.append((int(i), float(ca), float(cb), float(cy[r] + attach[r]), float(reach), False, True))
-    stems = _merge_stems(pieces, med_sp)
-    # Noteheads without ink evidence: join a chord stem that passes through them, else the engraving rule.
+                pieces.append((int(i), float(ca), float(cb), float(hd.cy[r] + hd.attach[r]), float(reach), False, True))
+    return pieces
+
+
+def _unclaimed_heads(
+    stems: list[Stem], hd: _Heads, positions: np.ndarray, thick: float, prm: StemSearch
+) -> list[Stem]:
+    """Heads without ink evidence join a chord stem that passes through them (in place), else get the rule's stem."""
     claimed = {i for s in stems for i in s.noteheads}
-    positions = _positions(boxes, heads, staff_idx, staves)
     extra: list[Stem] = []
-    thick = float(np.median(sa["thick"]))
-    for r, i in enumerate(idx):
+    x0, x1, cy, sp, attach = hd.x0, hd.x1, hd.cy, hd.sp, hd.attach
+    for r, i in enumerate(hd.idx):
         if int(i) in claimed:
             continue
         joined = False
         for k, s in enumerate(stems):
             sx0, sy0, sx1, sy1 = s.bbox
-            if sx1 < x0[r] - 2 or sx0 > x1[r] + 2:
+            if sx1 < x0[r] - prm.join_px or sx0 > x1[r] + prm.join_px:
                 continue
-            if sy0 - sp[r] <= cy[r] <= sy1 + sp[r]:
+            if sy0 - prm.join_spaces * sp[r] <= cy[r] <= sy1 + prm.join_spaces * sp[r]:
                 if s.direction == "down":
                     ny0, ny1 = min(sy0, cy[r] + attach[r]), sy1
                 else:
@@ -439,7 +522,7 @@ def _stems(
         if joined:
             continue
         # Below the middle line: stem up on the right; on it or above: down on the left.
-        up = int(positions[i]) < 4
+        up = int(positions[i]) < prm.middle_line
         sw = max(1.0, thick)
         length = STEM_SPACES * sp[r]
         if up:
@@ -447,9 +530,7 @@ def _stems(
         else:
             bbox = (float(x0[r]), float(cy[r] + attach[r]), float(x0[r] + sw), float(cy[r] + length))
         extra.append(Stem(bbox, (int(i),), "up" if up else "down", "rule"))
-    out = stems + extra
-    out.sort(key=lambda s: (s.bbox[0], s.bbox[1]))
-    return out
+    return extra
 
 
 def _merge_stems(pieces: list[tuple[int, float, float, float, float, bool, bool]], space: float) -> list[Stem]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omr_core.atomic import write_json
 from omr_core.training.record import LIVE_STATES, RunRecord, RunState
 from omr_core.training.runs import (
     EVENTS,
@@ -22,7 +23,6 @@ from omr_core.training.runs import (
     RunView,
     _locked,
     append_event,
-    atomic_write_json,
     effective_state,
     find_run,
     process_alive,
@@ -236,7 +236,7 @@ def stop(run: str | os.PathLike[str], runs_dir: str | os.PathLike[str] | None = 
         raise RunError(f"stop at {at!r}: use 'batch' or 'epoch'")
     run_dir = find_run(_runs_dir(runs_dir), str(run))
     _live_doc(run_dir)
-    atomic_write_json(run_dir / STOP_REQUEST, {"mode": at, "t": time.time()})
+    write_json(run_dir / STOP_REQUEST, {"mode": at, "t": time.time()})
     append_event(run_dir, "stop_requested", f"Stop requested ({'after this batch' if at == 'batch' else 'at the end of this epoch'}).")
     return run_dir
 

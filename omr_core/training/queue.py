@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from omr_core.atomic import write_json
 from omr_core.errors import OmrError
 from omr_core.training.runs import (
     LIVE_STATES,
-    atomic_write_json,
     discover_runs,
     effective_state,
     file_lock,
@@ -114,7 +114,7 @@ def _log(runs: Path, line: str) -> None:
 
 
 def _write(runs: Path, entries: list[Entry]) -> None:
-    atomic_write_json(runs / QUEUE, {"format": 1, "entries": [asdict(e) for e in entries]})
+    write_json(runs / QUEUE, {"format": 1, "entries": [asdict(e) for e in entries]})
 
 
 def entries(runs: str | os.PathLike[str]) -> list[Entry]:
@@ -279,7 +279,7 @@ def ensure_runner(runs: str | os.PathLike[str]) -> int | None:
         )
         # Recorded here, under the lock, not only by the runner once it has started: a second call meanwhile must
         # see this one instead of starting another.
-        atomic_write_json(runs / _RUNNER, {"pid": proc.pid, "create_time": process_start_time(proc.pid),
+        write_json(runs / _RUNNER, {"pid": proc.pid, "create_time": process_start_time(proc.pid),
                                            "since": time.time()})
     return proc.pid
 
@@ -296,7 +296,7 @@ def run_queue(runs: Path, *, poll_s: float = POLL_S) -> int:
         os.close(fd)
         return 0  # another runner has this folder
     pid = os.getpid()
-    atomic_write_json(runs / _RUNNER, {"pid": pid, "create_time": process_start_time(pid), "since": time.time()})
+    write_json(runs / _RUNNER, {"pid": pid, "create_time": process_start_time(pid), "since": time.time()})
     _log(runs, "runner started")
     try:
         while True:

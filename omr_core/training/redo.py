@@ -8,7 +8,8 @@ from pathlib import Path
 
 import orjson
 
-from omr_core.training.runs import BATCHES, BATCHES_REDONE, RESULTS, RESULTS_REDONE, atomic_write_bytes
+from omr_core.atomic import write_bytes
+from omr_core.training.runs import BATCHES, BATCHES_REDONE, RESULTS, RESULTS_REDONE
 
 #: Bytes read per step when looking for the start of the redone records at the end of the batch log.
 _CHUNK = 1 << 16
@@ -116,7 +117,7 @@ def _set_aside_results(run_dir: Path, saved_epochs: int) -> int:
         f.writelines(moved)
         f.flush()
         os.fsync(f.fileno())
-    atomic_write_bytes(path, b"".join(keep))
+    write_bytes(path, b"".join(keep))
     return sum(1 for line in moved if _epoch_cell(line) is not None)
 
 

@@ -6,7 +6,6 @@ import contextlib
 import math
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from omr_core.atomic import write_json
 from omr_core.errors import OmrError
 from omr_core.training import layouts
 from omr_core.training.record import LIVE_STATES, RunRecord, RunState
@@ -53,29 +53,6 @@ class RunError(OmrError):
 class RunExistsError(RunError):
     """A run folder with that name exists already (or another launch is creating it right now)."""
 
-
-# -- small atomic file helpers ---------------------------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON (NaN and infinities become null)."""
-    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY) + b"\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -136,7 +113,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord | None:
 
 def write_run(run_dir: str | os.PathLike[str], record: RunRecord) -> None:
     """Atomically write the run's run.json (callers that read first hold `_locked`)."""
-    atomic_write_json(Path(run_dir) / RUN_JSON, record.to_dict())
+    write_json(Path(run_dir) / RUN_JSON, record.to_dict())
 
 
 def update_run(run_dir: str | os.PathLike[str], **changes: Any) -> RunRecord:

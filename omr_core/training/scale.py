@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from omr_core.atomic import write_atomic, write_text
 
 #: The sidecar written next to data.yaml by `omr convert`.
 SIDECAR = "dataset_scale.json"
@@ -73,15 +74,7 @@ def write_sidecar(root: str | os.PathLike[str], scale: TrainingScale) -> Path:
     """Write ``dataset_scale.json`` in the dataset folder ``root`` (atomically); returns its path."""
     path = Path(root) / SIDECAR
     body = {**scale.to_dict(), "note": "written by `omr convert`: the scale the tiles were cut at (see docs/recipe.md)"}
-    fd, tmp = tempfile.mkstemp(prefix=f".{SIDECAR}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, json.dumps(body, indent=2))
 
 
 def read_sidecar(data_yaml: str | os.PathLike[str]) -> TrainingScale | None:
@@ -109,14 +102,7 @@ def stamp_checkpoint(path: str | os.PathLike[str], scale: TrainingScale) -> bool
     if not isinstance(ckpt, dict):
         return False
     ckpt[CKPT_KEY] = scale.to_dict()
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(p, lambda tmp: torch.save(ckpt, tmp))
     return True
 
 

@@ -288,10 +288,6 @@ class TrainSpec:
     args: Mapping[str, Any] = field(default_factory=dict)
     preset: str | None = None
 
-    def train_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``YOLO(model).train(...)`` (without project/name, which the worker adds)."""
-        return {"data": self.data, **self.args}
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "data": self.data, "args": dict(self.args), "preset": self.preset}
 

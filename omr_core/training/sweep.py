@@ -25,11 +25,11 @@ from typing import Any
 
 import orjson
 
+from omr_core.atomic import write_json
 from omr_core.errors import OmrError
 from omr_core.training.runs import (
     MAP5095,
     append_jsonl,
-    atomic_write_json,
     effective_state,
     process_alive,
     process_start_time,
@@ -174,7 +174,7 @@ def create(spec: SweepSpec, runs: str | os.PathLike[str]) -> Path:
         d.mkdir(parents=True)
     except FileExistsError:
         raise SweepError(f"a sweep named {spec.name!r} exists already in {runs / SWEEPS}") from None
-    atomic_write_json(d / "sweep.json", spec.to_dict())
+    write_json(d / "sweep.json", spec.to_dict())
     _sampler(spec)  # a grid without lists fails here, before any trial
     study = _study(spec, runs)
     if spec.sampler == "grid":

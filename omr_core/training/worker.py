@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from omr_core.atomic import write_atomic
 from omr_core.training.record import RunRecord, RunState
 from omr_core.training.redo import set_aside_redone
 from omr_core.training.runs import (
@@ -100,6 +101,65 @@ def _loss_items(trainer: Any) -> dict[str, float]:
     return dict(zip(names, vals))
 
 
+def _batch_record(
+    trainer: Any, losses: dict[str, float], t: float, session: int, i: int, n: int, sec: float, instances: int | None
+) -> dict[str, Any]:
+    """One line of batches.jsonl: batch ``i``/``n`` of the epoch at time ``t``, its losses, lr, boxes and CUDA memory."""
+    rec: dict[str, Any] = {
+        "t": t,
+        "s": session,
+        "epoch": int(trainer.epoch),
+        "i": i,
+        "nb": n,
+        "sec": sec,
+        "inst": instances,
+        "lr": float(trainer.optimizer.param_groups[0]["lr"]) if trainer.optimizer else None,
+    }
+    # Flat keys ("loss/box_loss") read faster than a nested dict; NaN/inf are written as null.
+    rec.update({f"loss/{k}": (v if math.isfinite(v) else None) for k, v in losses.items()})
+    dev = getattr(trainer, "device", None)
+    if dev is not None and getattr(dev, "type", "cpu") == "cuda":
+        import torch
+
+        rec["mem_res"] = torch.cuda.memory_reserved(dev)
+        rec["mem_alloc"] = torch.cuda.memory_allocated(dev)
+        rec["mem_peak"] = torch.cuda.max_memory_allocated(dev)
+    return rec
+
+
+class _LiveAlerts:
+    """Live alerts checked from the sampler thread: each one newly raised becomes an "alert" event."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.active: set[str] = set()
+        self.checked = 0.0
+        self.view: RunView | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Multi-GPU: Ultralytics pickles the callbacks (and so the worker and this object) into each DDP rank;
+        # the live view holds locks and is only used by the sampler thread of the parent process.
+        state = dict(self.__dict__)
+        state["view"] = None
+        return state
+
+    def on_sample(self, rec: dict[str, Any]) -> None:
+        now = rec.get("t", time.time())
+        if now - self.checked < ALERT_CHECK_S:
+            return
+        self.checked = now
+        from omr_core.training.alerts import live_alerts
+
+        if self.view is None:
+            self.view = RunView(self.run_dir, batch_tail_bytes=1 << 20, gpu_tail_bytes=64 << 10, max_batches=5000,
+                                max_samples=120)
+        active = {a.kind: a for a in live_alerts(self.view.poll(), now) if a.kind in _RECORDED_LIVE_ALERTS}
+        for kind, alert in active.items():
+            if kind not in self.active:
+                append_event(self.run_dir, "alert", alert.message, alert=kind, severity=alert.severity)
+        self.active = set(active)
+
+
 class Worker:
     """Runs one training session of a run folder (fresh or resumed) and writes its state and logs.
 
@@ -127,16 +187,7 @@ class Worker:
         self.t_val = 0.0
         self.instances: int | None = None
         self.nonfinite_epochs: set[int] = set()
-        self._alert_active: set[str] = set()
-        self._alert_t = 0.0
-        self._view: RunView | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Multi-GPU: Ultralytics pickles the callbacks (and so this object) into each DDP rank; the live view holds
-        # locks and is only used by the sampler thread of the parent process.
-        state = dict(self.__dict__)
-        state["_view"] = None
-        return state
+        self.alerts = _LiveAlerts(self.run_dir)
 
     # -- stop requests ------------------------------------------------------------------------------------------------
 
@@ -201,25 +252,7 @@ class Worker:
         now = time.time()
         self.batch_i += 1
         losses = _loss_items(trainer)
-        rec: dict[str, Any] = {
-            "t": now,
-            "s": self.session,
-            "epoch": int(trainer.epoch),
-            "i": self.batch_i,
-            "nb": self.batch_n,
-            "sec": now - self.t_prev,
-            "inst": self.instances,
-            "lr": float(trainer.optimizer.param_groups[0]["lr"]) if trainer.optimizer else None,
-        }
-        # Flat keys ("loss/box_loss") read faster than a nested dict; NaN/inf are written as null.
-        rec.update({f"loss/{k}": (v if math.isfinite(v) else None) for k, v in losses.items()})
-        dev = getattr(trainer, "device", None)
-        if dev is not None and getattr(dev, "type", "cpu") == "cuda":
-            import torch
-
-            rec["mem_res"] = torch.cuda.memory_reserved(dev)
-            rec["mem_alloc"] = torch.cuda.memory_allocated(dev)
-            rec["mem_peak"] = torch.cuda.max_memory_allocated(dev)
+        rec = _batch_record(trainer, losses, now, self.session, self.batch_i, self.batch_n, now - self.t_prev, self.instances)
         self.t_prev = now
         append_jsonl(self.run_dir / BATCHES, rec)
         bad = [k for k, v in losses.items() if not math.isfinite(v)]
@@ -265,9 +298,7 @@ class Worker:
                 # Ultralytics' final step strips the optimizer from last.pt: keep a copy that can resume.
                 last = self.run_dir / LAST
                 if last.is_file():
-                    tmp = last.with_name(".last_resumable.tmp")
-                    shutil.copyfile(last, tmp)
-                    os.replace(tmp, self.run_dir / RESUMABLE)
+                    write_atomic(self.run_dir / RESUMABLE, lambda tmp: shutil.copyfile(last, tmp))
                     self.copied_resumable = True
                     changes.update(resume_from=RESUMABLE, checkpoint_epoch=self.saved_epoch)
         update_run(self.run_dir, **changes)
@@ -288,22 +319,6 @@ class Worker:
         append_event(self.run_dir, kind, message)
 
     # -- live alerts, checked from the sampler thread ------------------------------------------------------------------
-
-    def _on_sample(self, rec: dict[str, Any]) -> None:
-        now = rec.get("t", time.time())
-        if now - self._alert_t < ALERT_CHECK_S:
-            return
-        self._alert_t = now
-        from omr_core.training.alerts import live_alerts
-
-        if self._view is None:
-            self._view = RunView(self.run_dir, batch_tail_bytes=1 << 20, gpu_tail_bytes=64 << 10, max_batches=5000,
-                                 max_samples=120)
-        active = {a.kind: a for a in live_alerts(self._view.poll(), now) if a.kind in _RECORDED_LIVE_ALERTS}
-        for kind, alert in active.items():
-            if kind not in self._alert_active:
-                append_event(self.run_dir, "alert", alert.message, alert=kind, severity=alert.severity)
-        self._alert_active = set(active)
 
     def _stamp_scale(self) -> None:
         """Write how the model was trained (run.json ``scale``) into best.pt/last.pt, for review to run it alike."""
@@ -375,7 +390,7 @@ class Worker:
                 interval=self.doc.sample_interval or 1.0,
                 root_pid=pid,
                 on_event=self._record_event,
-                on_sample=self._on_sample,
+                on_sample=self.alerts.on_sample,
             ).start()
         except Exception as exc:
             append_event(self.run_dir, "sampler_failed", f"GPU/CPU sampler did not start: {exc}")

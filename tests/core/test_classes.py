@@ -78,3 +78,23 @@ def test_pedal_marks_are_not_key_signatures() -> None:
     keys = {c.name for c in table.in_group("key signatures")}
     assert keys == {"keyFlat", "keyNatural", "keySharp"}
     assert not table.by_name("keyboardPedalPed").critical
+
+
+def test_one_colour_per_group_for_every_page() -> None:
+    """Clefs are one colour on the Class audit chart and the Review overlay: both draw from this one map."""
+    import re
+
+    from omr_core.classes import GROUP_COLORS, GROUPS, group_color
+
+    assert set(GROUP_COLORS) == {*GROUPS, "unofficial"}
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in GROUP_COLORS.values())
+    assert len(set(GROUP_COLORS.values())) == len(GROUP_COLORS)  # no two groups look alike
+    assert group_color("clefs") == GROUP_COLORS["clefs"] and group_color("no such group") == GROUP_COLORS["other"]
+    root = DATA.parents[1]
+    defined = [
+        str(f.relative_to(root))
+        for folder in ("omr_core", "dashboard")
+        for f in (root / folder).rglob("*.py")
+        if re.search(r"^GROUP_COLORS\b", f.read_text(encoding="utf-8"), re.M)
+    ]
+    assert defined == ["omr_core/classes.py"]

@@ -22,8 +22,9 @@ import omr_core.convert as conv
 from omr_core.audit import class_stats, load_dataset, make_plan
 from omr_core.classes import class_table
 from omr_core.cli import main
-from omr_core.convert import ConvertError, ConvertOptions, convert, fix_boxes, tile_origins
+from omr_core.convert import ConvertError, ConvertOptions, convert, fix_boxes
 from omr_core.errors import CriticalExclusionError
+from omr_core.raster import tile_origins
 from tests.conftest import REAL_SAMPLE
 
 REAL = REAL_SAMPLE

@@ -414,3 +414,26 @@ def test_the_deepscores_reader_loads_it_without_issues(small_ds: tuple[Path, Syn
     assert len(data.images) == report.pages and len(data.annotations) == report.annotations
     heads = data.annotations[data.annotations["name"].astype(str).str.startswith("notehead")]
     assert len(heads) > 0 and heads["rel_position"].notna().all()
+
+
+def test_the_renderers_text_fonts_are_a_declared_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text is drawn with matplotlib's DejaVu Serif files: matplotlib must be declared, and its absence said."""
+    import importlib.util
+    import re
+
+    import tomllib
+
+    from omr_core.datasets import synth_render
+
+    deps = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(re.match(r"matplotlib\b", d) for d in deps)
+    fonts = synth_render.text_fonts()
+    assert [Path(f).name for f in fonts] == list(synth_render.TEXT_FONT_FILES) and all(Path(f).is_file() for f in fonts)
+    synth_render.text_fonts.cache_clear()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    try:
+        with pytest.raises(synth_render.RenderError, match="pip install matplotlib"):
+            synth_render.text_fonts()
+    finally:
+        synth_render.text_fonts.cache_clear()

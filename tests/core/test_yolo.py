@@ -104,7 +104,7 @@ def test_data_yaml_round_trip_names_as_dict(tmp_path: Path) -> None:
     write_data_yaml(y, tmp_path / "ds", names, {"train": "images/train", "val": "images/val"})
     doc = yaml.safe_load(y.read_text())
     assert doc["names"] == {0: "brace", 1: "ledgerLine", 2: "clefG"}  # the Ultralytics way
-    assert list(doc) == ["path", "train", "val", "names"]
+    assert list(doc) == ["path", "train", "val", "nc", "names"] and doc["nc"] == 3
     ds = read_data_yaml(y)
     assert ds.names == tuple(names) and ds.root == (tmp_path / "ds").resolve()
     assert ds.splits == {

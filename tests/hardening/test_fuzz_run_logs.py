@@ -16,8 +16,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dashboard.ui.training import last_values_text, live_figures, runs_table
+from omr_core.atomic import write_json
 from omr_core.training.alerts import evaluate
-from omr_core.training.runs import RunView, atomic_write_json
+from omr_core.training.runs import RunView
 from omr_core.training.tail import JsonlTail
 from tests.core.training.run_fixtures import HEADER, batch_record, gpu_record, results_row
 from tests.hardening.fuzzlib import FUZZ_EXAMPLES, HARDENING, count_case, ran, scratch_dir
@@ -112,7 +113,7 @@ def _write_run(d: Path, state: str, csv: list[bytes], batches: list[bytes], gpu:
     me = psutil.Process()
     if state != "external":
         alive = state == "running"
-        atomic_write_json(d / "run.json", {
+        write_json(d / "run.json", {
             "state": "running" if state == "vanished" else state, "pid": me.pid if alive or state == "vanished" else None,
             "pid_create_time": me.create_time() - (0 if alive else 1000), "started": now - 600, "phase": "train",
             "phase_since": now - 300, "args": {"epochs": 10, "model": "yolov8n.yaml"}, "epochs": 10,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from omr_core.classes import GROUPS, class_table
+from omr_core.raster import tile_origins
 from omr_core.review.inference import (
     ModelError,
     _not_cut,
@@ -16,7 +17,6 @@ from omr_core.review.inference import (
     find_checkpoints,
     load_model,
     predict,
-    tile_origins,
 )
 from tests.core.review.recon_fixtures import deepscores_names, draw_page, make_model
 

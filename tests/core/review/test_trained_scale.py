@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from omr_core.cli import main
+from omr_core.raster import tile_origins
 from omr_core.review.images import load_page
-from omr_core.review.inference import load_model, plan_inference, tile_origins
+from omr_core.review.inference import load_model, plan_inference
 from omr_core.review.pipeline import review_page
 from omr_core.training.scale import CKPT_KEY, TrainingScale
 from tests.core.review.recon_fixtures import deepscores_names, make_model

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from omr_core.training.runs import atomic_write_json
+from omr_core.atomic import write_json
 
 HEADER = [
     "epoch", "time", "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision(B)", "metrics/recall(B)",
@@ -67,7 +67,7 @@ def write_run(
     started = now - epochs_done * epoch_s - 30
     a = {"model": "yolov8n.yaml", "data": "/data/ds2/data.yaml", "epochs": epochs, "imgsz": 1024, "batch": 8,
          **(args or {})}
-    atomic_write_json(run_dir / "run.json", {
+    write_json(run_dir / "run.json", {
         "format": 1, "name": run_dir.name, "mode": "train", "state": state, "created": started, "launched": started,
         "started": started, "ended": None if state == "running" else now, "pid": pid, "pid_create_time": pid_create_time,
         "phase": "train" if state == "running" else None, "phase_since": now - 20, "args": a, "epochs": epochs,

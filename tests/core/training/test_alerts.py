@@ -7,8 +7,9 @@ from pathlib import Path
 
 import psutil
 
+from omr_core.atomic import write_json
 from omr_core.training.alerts import Thresholds, evaluate, event_alerts, live_alerts
-from omr_core.training.runs import RunView, append_event, append_jsonl, atomic_write_json, update_run
+from omr_core.training.runs import RunView, append_event, append_jsonl, update_run
 
 NOW = 1_800_000_000.0
 
@@ -18,7 +19,7 @@ def _run(tmp_path: Path, *, phase: str = "train", phase_since: float = NOW - 900
     d.mkdir()
     p = psutil.Process()
     pid, ctime = (p.pid, p.create_time()) if live else (None, None)
-    atomic_write_json(d / "run.json", {"state": "running" if live else "finished", "pid": pid, "pid_create_time": ctime,
+    write_json(d / "run.json", {"state": "running" if live else "finished", "pid": pid, "pid_create_time": ctime,
                                        "phase": phase, "phase_since": phase_since, "started": NOW - 1000,
                                        "args": {"epochs": 10}})
     return d
@@ -99,7 +100,7 @@ def test_recorded_events_become_alerts(tmp_path: Path) -> None:
 def test_vanished_worker_is_an_alert(tmp_path: Path) -> None:
     d = tmp_path / "r"
     d.mkdir()
-    atomic_write_json(d / "run.json", {"state": "running", "pid": 2**22 + 7, "pid_create_time": 1.0})
+    write_json(d / "run.json", {"state": "running", "pid": 2**22 + 7, "pid_create_time": 1.0})
     assert kinds(live_alerts(RunView(d).poll(), NOW)) == {"worker_vanished"}
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
+from omr_core.atomic import write_json
 from omr_core.notify import (
     NotifySettingsError,
     add_target,
@@ -34,7 +35,7 @@ from omr_core.notify import (
 from omr_core.notify.settings import scrub
 from omr_core.notify.watch import RunNotifier, claim
 from omr_core.training import launcher
-from omr_core.training.runs import RunView, append_event, atomic_write_json, process_start_time, read_json
+from omr_core.training.runs import RunView, append_event, process_start_time, read_json
 from omr_core.training.spec import build_spec
 from omr_core.workspace import get_workspace
 from tests.core.training.tiny_dataset import make_tiny_dataset
@@ -148,7 +149,7 @@ def _fake_run(ws: Path, name: str) -> tuple[Path, subprocess.Popen[bytes]]:
     run_dir = ws / "runs" / name
     run_dir.mkdir(parents=True)
     proc = subprocess.Popen(["sleep", "600"])
-    atomic_write_json(run_dir / "run.json", {"format": 1, "name": name, "state": "running", "pid": proc.pid,
+    write_json(run_dir / "run.json", {"format": 1, "name": name, "state": "running", "pid": proc.pid,
                                               "pid_create_time": process_start_time(proc.pid), "epochs": 3,
                                               "session": 1, "started": time.time()})
     return run_dir, proc
@@ -168,7 +169,7 @@ def test_nonfinite_loss_sends_one_alert_not_one_per_epoch(ws: Path, receiver: Re
         while not receiver.got and time.monotonic() < deadline:
             time.sleep(0.05)
         doc = _run_json(run_dir) or {}
-        atomic_write_json(run_dir / "run.json", {**doc, "state": "finished", "ended": time.time()})
+        write_json(run_dir / "run.json", {**doc, "state": "finished", "ended": time.time()})
         watcher.wait(120)
     finally:
         worker.kill()

@@ -8,8 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from omr_core.atomic import write_json
 from omr_core.training.record import LIVE_STATES, RunRecord, RunState
-from omr_core.training.runs import RunView, atomic_write_json, read_run, update_run
+from omr_core.training.runs import RunView, read_run, update_run
 
 #: A run.json as the release before the record wrote it (launch, worker session, callbacks, a resume's history).
 OLD_RUN_JSON = {
@@ -46,7 +47,7 @@ def test_missing_wrong_and_unknown_keys_are_read_tolerantly(tmp_path: Path) -> N
     # Keys of a newer release survive a read-modify-write by this one.
     d = tmp_path / "run"
     d.mkdir()
-    atomic_write_json(d / "run.json", {"state": "running", "written_by": "a newer release"})
+    write_json(d / "run.json", {"state": "running", "written_by": "a newer release"})
     update_run(d, phase="val")
     doc = json.loads((d / "run.json").read_text())
     assert doc["written_by"] == "a newer release" and doc["phase"] == "val" and doc["state"] == "running"

@@ -13,13 +13,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from omr_core.atomic import write_json
 from omr_core.training import launcher
 from omr_core.training.record import RunRecord
 from omr_core.training.runs import (
     RunError,
     RunExistsError,
     RunView,
-    atomic_write_json,
     delete_run,
     effective_state,
     find_run,
@@ -81,7 +81,7 @@ def test_vanished_run_shows_failed_with_last_metrics(tmp_path: Path) -> None:
     d = _foreign_run(tmp_path / "runs" / "crashed", rows=3, epochs=10)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    atomic_write_json(d / "run.json", {"state": "running", "pid": dead.pid, "pid_create_time": 1.0,
+    write_json(d / "run.json", {"state": "running", "pid": dead.pid, "pid_create_time": 1.0,
                                        "started": time.time() - 200, "updated": time.time() - 20,
                                        "args": {"epochs": 10, "model": "m.yaml", "data": "d.yaml"}})
     s = RunView(d).poll().summary()
@@ -112,7 +112,7 @@ def test_delete_is_confined_to_the_runs_folder(tmp_path: Path) -> None:
             delete_run(root, name)
     assert outside.exists()
     pid, ctime = _me()
-    atomic_write_json(root / "a" / "run.json", {"state": "running", "pid": pid, "pid_create_time": ctime})
+    write_json(root / "a" / "run.json", {"state": "running", "pid": pid, "pid_create_time": ctime})
     with pytest.raises(RunError, match="stop or kill"):
         delete_run(root, "a")
     update_run(root / "a", state="stopped")

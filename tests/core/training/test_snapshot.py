@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from omr_core.training.runs import RunSnapshot, RunView, atomic_write_json
+from omr_core.atomic import write_json
+from omr_core.training.runs import RunSnapshot, RunView
 
 
 def _append(run: Path, start: int, count: int) -> None:
@@ -22,7 +23,7 @@ def _append(run: Path, start: int, count: int) -> None:
 def _run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     run.mkdir()
-    atomic_write_json(run / "run.json", {"state": "running", "args": {"epochs": 3}})
+    write_json(run / "run.json", {"state": "running", "args": {"epochs": 3}})
     return run
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import psutil
 import pytest
 
+from omr_core.atomic import write_json
 from omr_core.training import queue, sweep
-from omr_core.training.runs import RunView, atomic_write_json, read_json
+from omr_core.training.runs import RunView, read_json
 from tests.core.training.run_fixtures import write_run
 from tests.core.training.tiny_dataset import make_tiny_dataset
 
@@ -119,7 +120,7 @@ def test_a_loser_is_pruned_at_an_epoch_end(tmp_path: Path, monkeypatch: pytest.M
                 if (run_dir / "stop.request").exists():
                     break
             doc = _run_json(run_dir) or {}
-            atomic_write_json(run_dir / "run.json", {**doc, "state": "stopped" if k < 4 else "finished"})
+            write_json(run_dir / "run.json", {**doc, "state": "stopped" if k < 4 else "finished"})
             sleeper.kill()
 
         threading.Thread(target=worker, daemon=True).start()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from omr_core.training.runs import atomic_write_json
+from omr_core.atomic import write_json
 from omr_core.training.worker import Worker, _EventHandler, classify_log_line
 
 
@@ -51,12 +51,12 @@ def test_worker_callbacks_survive_ddp_pickling(tmp_path: Path) -> None:
 
     d = tmp_path / "run"
     d.mkdir()
-    atomic_write_json(d / "run.json", {"state": "starting", "args": {"epochs": 3}})
+    write_json(d / "run.json", {"state": "starting", "args": {"epochs": 3}})
     w = Worker(d)
-    w._view = RunView(d).poll()  # holds locks: must not travel
+    w.alerts.view = RunView(d).poll()  # holds locks: must not travel
     fn = w._guard(w.on_train_batch_end)
     clone = cloudpickle.loads(cloudpickle.dumps({"on_train_batch_end": [fn]}))
-    assert callable(clone["on_train_batch_end"][0]) and w._view is not None
+    assert callable(clone["on_train_batch_end"][0]) and w.alerts.view is not None
 
 
 def test_worker_records_a_live_alert_once(tmp_path: Path) -> None:
@@ -71,15 +71,15 @@ def test_worker_records_a_live_alert_once(tmp_path: Path) -> None:
     d.mkdir()
     me = psutil.Process()
     now = time.time()
-    atomic_write_json(d / "run.json", {"state": "running", "pid": me.pid, "pid_create_time": me.create_time(),
+    write_json(d / "run.json", {"state": "running", "pid": me.pid, "pid_create_time": me.create_time(),
                                        "phase": "train", "phase_since": now - 100, "args": {"epochs": 3}})
     t = now - 60
     for i, sec in enumerate([0.5] * 40 + [3.0] * 10):
         t += sec
         append_jsonl(d / "batches.jsonl", {"t": min(t, now - 1), "epoch": 0, "i": i + 1, "nb": 50, "sec": sec})
     w = Worker(d)
-    w._on_sample({"t": now})
-    w._on_sample({"t": now + 1})  # within ALERT_CHECK_S: not checked again
-    w._on_sample({"t": now + 6})  # checked again, still active: not recorded twice
+    w.alerts.on_sample({"t": now})
+    w.alerts.on_sample({"t": now + 1})  # within ALERT_CHECK_S: not checked again
+    w.alerts.on_sample({"t": now + 6})  # checked again, still active: not recorded twice
     events = [orjson.loads(x) for x in (d / "events.jsonl").read_bytes().splitlines()]
     assert [(e["kind"], e["alert"]) for e in events] == [("alert", "throughput_collapse")]
