@@ -38,9 +38,8 @@ def test_beams_are_counted_in_the_ink_when_the_symbols_have_no_beam_class(pages:
 
 def test_a_key_accidental_in_the_middle_of_a_measure_is_not_a_key_change() -> None:
     """A detector's keySharp where a beam end crosses a stem (seen on held-out pages) must not replace the key."""
-    from test_reading import STAFF, _head, _page_ink
-
     from omr_core.review.reading import Glyph, read_page
+    from tests.core.review.test_reading import STAFF, _head, _page_ink
 
     clef = Glyph((60, 70, 90, 210), "clefG")
     key = [Glyph((100, 50, 114, 100), "keySharp"), Glyph((118, 80, 132, 130), "keySharp")]  # F#5, C#5: D major
@@ -51,9 +50,8 @@ def test_a_key_accidental_in_the_middle_of_a_measure_is_not_a_key_change() -> No
 
 
 def test_a_key_change_after_a_barline_still_counts() -> None:
-    from test_reading import STAFF, _head, _page_ink
-
     from omr_core.review.reading import Glyph, read_page
+    from tests.core.review.test_reading import STAFF, _head, _page_ink
 
     clef = Glyph((60, 70, 90, 210), "clefG")
     key = Glyph((100, 50, 114, 100), "keySharp")  # G major
@@ -65,9 +63,8 @@ def test_a_key_change_after_a_barline_still_counts() -> None:
 
 def test_a_duplicate_key_sharp_over_two_others_does_not_add_a_sharp() -> None:
     """A detector's third keySharp box overlapping the two real ones (seen on held-out pages) is one column too many."""
-    from test_reading import STAFF, _head, _page_ink
-
     from omr_core.review.reading import Glyph, read_page
+    from tests.core.review.test_reading import STAFF, _head, _page_ink
 
     clef = Glyph((60, 70, 90, 210), "clefG")
     key = [Glyph((100, 50, 114, 100), "keySharp"), Glyph((118, 80, 132, 130), "keySharp")]  # D major
@@ -79,11 +76,10 @@ def test_a_duplicate_key_sharp_over_two_others_does_not_add_a_sharp() -> None:
 
 def test_overlapping_detections_of_two_notehead_classes_are_one_note() -> None:
     """Class-wise NMS keeps a noteheadBlackOnLine and a noteheadBlackInSpace on the same head: the less confident goes."""
-    from test_reading import STAFF, _page_ink
-
     from omr_core.review.inference import Detection
     from omr_core.review.reading_pipeline import read_symbols
     from omr_core.review.staff import PageStaves, StaffMetrics, System
+    from tests.core.review.test_reading import STAFF, _page_ink
 
     def det(box: tuple[float, float, float, float], name: str, conf: float) -> Detection:
         return Detection(box, name, conf, 0, "")
@@ -103,9 +99,8 @@ def test_overlapping_detections_of_two_notehead_classes_are_one_note() -> None:
 
 def test_a_clef_box_off_the_staff_lines_is_not_a_clef_change() -> None:
     """A detector's clefCAlto between two staves (seen on held-out pages) must not change the clef of the nearer one."""
-    from test_reading import STAFF, _head, _page_ink
-
     from omr_core.review.reading import Glyph, read_page
+    from tests.core.review.test_reading import STAFF, _head, _page_ink
 
     page = [Glyph((60, 70, 90, 210), "clefG"), Glyph((500, 195, 530, 245), "clefCAlto"), *_head(400, 2), *_head(700, 2)]
     reading = read_page(page, [STAFF], binary=_page_ink(None))
@@ -113,9 +108,8 @@ def test_a_clef_box_off_the_staff_lines_is_not_a_clef_change() -> None:
 
 
 def test_a_small_clef_change_on_the_staff_still_counts() -> None:
-    from test_reading import STAFF, _head, _page_ink
-
     from omr_core.review.reading import Glyph, read_page
+    from tests.core.review.test_reading import STAFF, _head, _page_ink
 
     page = [Glyph((60, 70, 90, 210), "clefG"), Glyph((500, 98, 530, 162), "clefF"), *_head(400, 2), *_head(700, 2)]
     reading = read_page(page, [STAFF], binary=_page_ink(None))
@@ -124,9 +118,8 @@ def test_a_small_clef_change_on_the_staff_still_counts() -> None:
 
 def test_a_tuplet_number_without_bracket_or_beam_boxes_spans_the_notes_under_it() -> None:
     """A detector with tuplet3 but no beam or bracket class: the three eighths under the number are the triplet."""
-    from test_reading import STAFF, _head, _page_ink
-
     from omr_core.review.reading import Glyph, read_page
+    from tests.core.review.test_reading import STAFF, _head, _page_ink
 
     heads = [g for x in (300, 370, 440) for g in _head(x, 4)]
     ink = _page_ink(None)

@@ -92,11 +92,17 @@ def test_vanished_run_shows_failed_with_last_metrics(tmp_path: Path) -> None:
 def test_list_runs_includes_foreign_nested_runs(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     _foreign_run(root / "detect" / "train3", rows=5, epochs=5)
-    _foreign_run(root / "detect" / "train4", rows=2, epochs=50)
+    t4 = _foreign_run(root / "detect" / "train4", rows=2, epochs=50)
     (root / "not-a-run").mkdir()
     runs = {r.name: r for r in list_runs(root)}
     assert set(runs) == {"detect/train3", "detect/train4"}
-    assert runs["detect/train3"].state == "finished" and runs["detect/train4"].state == "external"
+    # 2 of 50 epochs, results.csv written just now: a `yolo train` elsewhere that is still going (read-only, live).
+    assert runs["detect/train3"].state == "finished" and runs["detect/train4"].state == "running"
+    assert not runs["detect/train4"].managed and "read-only" in runs["detect/train4"].reason
+    old = time.time() - 3600
+    os.utime(t4 / "results.csv", (old, old))  # the same run an hour later, results.csv unchanged: abandoned
+    runs = {r.name: r for r in list_runs(root)}
+    assert runs["detect/train4"].state == "external"
     assert runs["detect/train4"].elapsed_s == pytest.approx(120.0) and runs["detect/train4"].model == "yolov8n.yaml"
     assert find_run(root, "detect/train3") == (root / "detect" / "train3").resolve()
     with pytest.raises(RunError, match="did you mean|Did you mean"):
@@ -176,7 +182,13 @@ def test_controls_refuse_what_cannot_be_done(tmp_path: Path) -> None:
         launcher.resume("done", root)
     with pytest.raises(RunError, match="cannot change epochs"):
         launcher.resume("done", root, overrides={"epochs": 500})
-    _foreign_run(root / "half", rows=2, epochs=5)
+    half = _foreign_run(root / "half", rows=2, epochs=5)
+    with pytest.raises(RunError, match="is running: nothing to resume"):  # results.csv just written: still going
+        launcher.resume("half", root)
+    with pytest.raises(RunError, match="not started by omr"):
+        launcher.stop("half", root)
+    old = time.time() - 3600
+    os.utime(half / "results.csv", (old, old))  # abandoned an hour ago
     with pytest.raises(RunError, match="no resumable checkpoint"):
         launcher.resume("half", root)
 
