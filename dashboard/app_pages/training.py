@@ -31,7 +31,16 @@ from omr_core.training.alerts import evaluate
 from omr_core.training.devices import parse_device
 from omr_core.training.gpu import GpuProbe, probe
 from omr_core.training.optimizer import OptimizerPlan, plan_optimizer
-from omr_core.training.runs import RunSnapshot, RunSummary, delete_run, discover_runs, run_name
+from omr_core.training.runs import (
+    RunSnapshot,
+    RunSummary,
+    delete_run,
+    discover_runs,
+    link_folder,
+    linked_folders,
+    run_name,
+    unlink_folder,
+)
 from omr_core.training.spec import (
     PRESETS,
     RESUME_ALLOWED,
@@ -454,5 +463,23 @@ with st.expander("Launch a run", icon=":material/rocket_launch:", expanded=not h
     launch_form()
 with st.expander("Notifications", icon=":material/notifications:"):
     render_notifications()
+with st.expander("Run folders from elsewhere (read-only)", icon=":material/folder_open:"):
+    st.caption("Any Ultralytics or YOLOv5 run folder, or a folder of them, outside the workspace: listed with the "
+               "runs here as @FOLDER/…, read-only (nothing here ever writes to it).")
+    add = st.text_input("Folder to add (press Enter)", key="link_path", placeholder="/data/old_runs/detect")
+    if add and can_act("Adding a run folder"):
+        try:
+            found = link_folder(ws.runs, add)
+        except OmrError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state.pop("link_path", None)
+            st.success(f"Added {add}: {len(found)} run{'s' if len(found) != 1 else ''}, listed below.")
+    for f in linked_folders(ws.runs):
+        c1, c2 = st.columns([5, 1])
+        c1.markdown(f"`{f}`")
+        if c2.button("Unlink", key=f"unlink_{f}") and can_act("Unlinking a folder"):
+            unlink_folder(ws.runs, f)
+            st.rerun()
 st.fragment(run_every=2.0)(render_queue)(ws.runs)  # redrawn on its own, like the monitor
 monitor()

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--delete", metavar="NAME", help="delete this run's folder (never a running one)")
     p.add_argument("--yes", action="store_true", help="confirm --delete")
+    p.add_argument("--add", metavar="PATH", help="list a run folder, or a folder of runs, from elsewhere with these "
+                                                  "runs (read-only: never modified)")
+    p.add_argument("--unlink", metavar="PATH", help="stop listing a folder added with --add (its files stay)")
 
 
 def _dur(s: float | None) -> str:
@@ -29,6 +32,16 @@ def _dur(s: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     root = args.runs_dir or get_workspace().runs
+    if args.add:
+        from omr_core.training.runs import link_folder
+
+        found = link_folder(root, args.add)
+        print(f"linked {args.add}: {len(found)} run{'s' if len(found) != 1 else ''} (read-only)")
+    if args.unlink:
+        from omr_core.training.runs import unlink_folder
+
+        unlink_folder(root, args.unlink)
+        print(f"unlinked {args.unlink} (its files are untouched)")
     if args.delete:
         if not args.yes:
             raise OmrError(f"add --yes to delete run {args.delete!r} and all its files")

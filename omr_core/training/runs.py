@@ -579,12 +579,8 @@ def is_run_dir(path: Path) -> bool:
     return any((path / f).is_file() for f in (RUN_JSON, RESULTS, ARGS_YAML))
 
 
-def discover_runs(runs_dir: str | os.PathLike[str], max_depth: int = 3) -> list[Path]:
-    """Run folders under ``runs_dir`` (nested Ultralytics layouts like ``detect/train3`` included), sorted."""
-    root = Path(runs_dir)
+def _walk_runs(root: Path, max_depth: int) -> list[Path]:
     found: list[Path] = []
-    if not root.is_dir():
-        return found
 
     def walk(d: Path, depth: int) -> None:
         try:
@@ -601,11 +597,94 @@ def discover_runs(runs_dir: str | os.PathLike[str], max_depth: int = 3) -> list[
     return found
 
 
+def discover_runs(runs_dir: str | os.PathLike[str], max_depth: int = 3) -> list[Path]:
+    """Run folders under ``runs_dir`` (nested Ultralytics layouts like ``detect/train3`` included), sorted, then
+    those of the folders linked to it from elsewhere (see `link_folder`)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    found = _walk_runs(root, max_depth)
+    for folder in linked_folders(root):
+        found.extend([folder] if is_run_dir(folder) else _walk_runs(folder, max_depth))
+    return found
+
+
+# -- run folders from elsewhere, linked read-only -------------------------------------------------------------------
+
+LINKED = "linked.json"
+
+
+def linked_folders(runs_dir: str | os.PathLike[str]) -> list[Path]:
+    """Folders outside the runs folder that are listed with its runs (read-only: nothing here ever writes to them)."""
+    doc = read_json(Path(runs_dir) / LINKED) or {}
+    out = []
+    for p in doc.get("folders") or []:
+        if isinstance(p, str) and Path(p).is_dir():
+            out.append(Path(p))
+    return out
+
+
+def link_folder(runs_dir: str | os.PathLike[str], folder: str | os.PathLike[str]) -> list[Path]:
+    """List a run folder, or a folder of runs, from elsewhere with this runs folder's runs; returns its runs.
+
+    Raises:
+        RunError: Not a folder, no run in it, or already inside the runs folder.
+    """
+    root = Path(runs_dir).resolve()
+    f = Path(folder).expanduser().resolve()
+    if not f.is_dir():
+        raise RunError(f"{folder} is not a folder")
+    if f == root or root in f.parents:
+        raise RunError(f"{f} is inside the runs folder already: its runs are listed without linking")
+    if f in root.parents:
+        raise RunError(f"{f} holds the runs folder itself: link a folder beside it, not one above it")
+    runs = [f] if is_run_dir(f) else _walk_runs(f, 3)
+    if not runs:
+        raise RunError(f"{f} holds no run (a run folder has run.json, results.csv or args.yaml), not even in "
+                       "subfolders three levels down")
+    with file_lock(root / ".linked.lock"):
+        have = [str(p) for p in linked_folders(root)]
+        if str(f) not in have:
+            write_json(root / LINKED, {"folders": [*have, str(f)]})
+    return runs
+
+
+def unlink_folder(runs_dir: str | os.PathLike[str], folder: str | os.PathLike[str]) -> None:
+    """Stop listing a linked folder (its files are untouched)."""
+    root = Path(runs_dir).resolve()
+    f = str(Path(folder).expanduser().resolve())
+    with file_lock(root / ".linked.lock"):
+        have = [str(p) for p in linked_folders(root)]
+        if f not in have:
+            raise RunError(f"{folder} is not linked (linked: {', '.join(have) or 'none'})")
+        write_json(root / LINKED, {"folders": [p for p in have if p != f]})
+
+
+def _linked_owner(runs_dir: Path, run_dir: Path) -> Path | None:
+    rd = run_dir.resolve()
+    for folder in linked_folders(runs_dir):
+        fr = folder.resolve()
+        if rd == fr or fr in rd.parents:
+            return fr
+    return None
+
+
 def run_name(runs_dir: str | os.PathLike[str], run_dir: Path) -> str:
+    """The run's name: its path inside the runs folder, or ``@FOLDER/…`` for a run of a linked folder."""
     try:
         return run_dir.resolve().relative_to(Path(runs_dir).resolve()).as_posix()
     except ValueError:
+        pass
+    owner = _linked_owner(Path(runs_dir), run_dir)
+    if owner is None:
         return run_dir.name
+    rel = run_dir.resolve().relative_to(owner).as_posix()
+    return f"@{owner.name}" + ("" if rel == "." else f"/{rel}")
+
+
+def is_linked(runs_dir: str | os.PathLike[str], run_dir: Path) -> bool:
+    """True for a run of a linked folder (read-only here)."""
+    return _linked_owner(Path(runs_dir), run_dir) is not None
 
 
 def list_runs(runs_dir: str | os.PathLike[str], now: float | None = None) -> list[RunSummary]:
@@ -619,6 +698,9 @@ def list_runs(runs_dir: str | os.PathLike[str], now: float | None = None) -> lis
 def find_run(runs_dir: str | os.PathLike[str], name: str) -> Path:
     """The folder of run ``name`` (a name relative to the runs folder, or a path inside it)."""
     root = Path(runs_dir).resolve()
+    if name.startswith("@") and any(run_name(root, d) == name for d in discover_runs(root)):
+        raise RunError(f"run {name!r} is in a linked folder: it is shown read-only and never changed from here "
+                       "(resume, stop or delete it where it lives)")
     p = Path(name)
     cand = (p if p.is_absolute() else root / p).resolve()
     if (cand == root or root in cand.parents) and cand.is_dir() and is_run_dir(cand):
