@@ -184,7 +184,7 @@ def _canonical(name: str) -> str:
 
     `omr_core.datasets.yolo.load_yolo` names annotations the same way, so the universe matches the tables.
     """
-    c = _official(name)
+    c = official_category(name)
     return c.name if c is not None and c.annotation_set == "deepscores" else name
 
 
@@ -211,7 +211,7 @@ def _codes(ann: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     return np.asarray(pd.Categorical(ann["name"].astype(str), categories=list(names)).codes, dtype=np.int64)
 
 
-def _image_rows(data: AnnotationTables) -> np.ndarray:
+def image_rows(data: AnnotationTables) -> np.ndarray:
     """Row of each annotation's image in the images table (-1 where the image is unknown)."""
     return np.asarray(pd.Index(data.images["image"]).get_indexer(data.annotations["image"]), dtype=np.int64)
 
@@ -231,7 +231,7 @@ def box_sizes(data: AnnotationTables, imgsz: int | None = None) -> tuple[np.ndar
     long_side = np.maximum(imgs["width"].to_numpy(np.float64), imgs["height"].to_numpy(np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         img_scale = np.where(long_side > 0, imgsz / long_side, np.nan)
-    rows = _image_rows(data)
+    rows = image_rows(data)
     scale = np.where(rows >= 0, img_scale[np.clip(rows, 0, None)] if len(img_scale) else np.nan, np.nan)
     return w, h, scale
 
@@ -251,7 +251,7 @@ def class_stats(ds: LoadedDataset, imgsz: int = 1024, *, tiny_px: float = TINY_P
     valid = codes >= 0
     k = len(names)
     counts = np.bincount(codes[valid], minlength=k)
-    rows = _image_rows(ds.data)
+    rows = image_rows(ds.data)
     n_img = max(len(ds.data.images), 1)
     pairs = np.unique(codes[valid] * (n_img + 1) + (rows[valid] + 1))
     img_counts = np.bincount(pairs // (n_img + 1), minlength=k)
@@ -261,7 +261,7 @@ def class_stats(ds: LoadedDataset, imgsz: int = 1024, *, tiny_px: float = TINY_P
     total = int(counts.sum())
     recs: list[dict[str, Any]] = []
     for i, name in enumerate(names):
-        cat = _official(name)
+        cat = official_category(name)
         recs.append(
             {
                 "id": cat.id if cat else pd.NA,
@@ -289,7 +289,7 @@ def class_stats(ds: LoadedDataset, imgsz: int = 1024, *, tiny_px: float = TINY_P
 
 
 @lru_cache(maxsize=4096)
-def _official(name: str) -> Category | None:
+def official_category(name: str) -> Category | None:
     try:
         return class_table().by_name(name)
     except UnknownClassError:
@@ -298,7 +298,7 @@ def _official(name: str) -> Category | None:
 
 def instances_per_image(ds: LoadedDataset, plan: ExclusionPlan | None = None) -> np.ndarray:
     """Label count of every image (zeros included), after ``plan`` when given."""
-    rows = _image_rows(ds.data)
+    rows = image_rows(ds.data)
     keep = rows >= 0
     if plan is not None:
         keep &= plan.kept_mask(ds.data.annotations)
@@ -352,7 +352,7 @@ class Preset:
         keep = set(self.keep_groups)
         out = []
         for n in universe:
-            cat = _official(n)
+            cat = official_category(n)
             if cat is None or cat.group not in keep:
                 out.append(n)
         return tuple(out)
@@ -469,7 +469,7 @@ class ExclusionPlan:
     @property
     def critical_excluded(self) -> tuple[str, ...]:
         """Excluded names that are critical classes."""
-        return tuple(n for n in self.excluded if (c := _official(n)) is not None and c.critical)
+        return tuple(n for n in self.excluded if (c := official_category(n)) is not None and c.critical)
 
     @property
     def violations(self) -> tuple[str, ...]:
@@ -478,7 +478,7 @@ class ExclusionPlan:
             return ()
         out = []
         for n in self.critical_excluded:
-            c = _official(n)
+            c = official_category(n)
             assert c is not None
             out.append(
                 f"{n} (id {c.id}, {c.group}) is a critical class: excluding it needs an explicit override "
@@ -506,7 +506,7 @@ class ExclusionPlan:
         if not (self.allow_critical and self.critical_excluded):
             return ""
         return "critical-class override: excluding " + ", ".join(
-            f"{n} (id {c.id})" for n in self.critical_excluded if (c := _official(n)) is not None
+            f"{n} (id {c.id})" for n in self.critical_excluded if (c := official_category(n)) is not None
         )
 
 
@@ -523,7 +523,7 @@ def canonical_in(universe: Sequence[str], token: str) -> str:
     try:
         canon = table.canonical_name(t)
         # the source may spell an official class by an alias (legerLine): answer in the source's spelling
-        return next((n for n in universe if (c := _official(n)) is not None and c.name == canon), canon)
+        return next((n for n in universe if (c := official_category(n)) is not None and c.name == canon), canon)
     except UnknownClassError:
         import difflib
 
@@ -690,7 +690,7 @@ def excluded_classes(plan: ExclusionPlan, stats: pd.DataFrame) -> list[ExcludedC
     counts = dict(zip(stats["name"], stats["instances"].astype(int)))
     out = []
     for n in plan.excluded:
-        c = _official(n)
+        c = official_category(n)
         out.append(ExcludedClass(n, c.id if c else None, int(counts.get(n, 0)), plan.reason(n), bool(c and c.critical)))
     return out
 
@@ -823,7 +823,7 @@ def audit_report(
         "instances_per_image": {"before": density_summary(before), "after": density_summary(after)},
         "exclusions": [
             {
-                "id": c.id if (c := _official(n)) else None,
+                "id": c.id if (c := official_category(n)) else None,
                 "name": n,
                 "critical": bool(c.critical) if c else False,
                 "reason": plan.reason(n),
@@ -935,9 +935,9 @@ def check_yaml(path: str | os.PathLike[str], exclude: Iterable[str] = (), keep: 
     names = read_yaml_names(p)
     _check_unique(names, p)
     table = class_table()
-    canon = {n: (c.name if (c := _official(n)) else n) for n in names}
+    canon = {n: (c.name if (c := official_category(n)) else n) for n in names}
     present = set(canon.values())
-    universe = tuple(table.names()) + tuple(n for n in names if _official(n) is None)
+    universe = tuple(table.names()) + tuple(n for n in names if official_category(n) is None)
     excl = make_plan(universe, exclude).excluded if exclude else ()
     keep_names = [canonical_in(universe, str(k)) for k in keep]
     excl_set = set(excl)
@@ -949,7 +949,7 @@ def check_yaml(path: str | os.PathLike[str], exclude: Iterable[str] = (), keep: 
         critical_missing=tuple(n for n in critical_missing if not table.by_name(n).no_samples),
         critical_missing_no_samples=tuple(n for n in critical_missing if table.by_name(n).no_samples),
         keep_missing=tuple(n for n in keep_names if n not in present),
-        unofficial=tuple(n for n in names if _official(n) is None),
+        unofficial=tuple(n for n in names if official_category(n) is None),
     )
 
 
@@ -984,7 +984,7 @@ def sample_crops(ds: LoadedDataset, name: str, n: int = 12, seed: int = 0) -> li
     """Pick up to ``n`` random annotations of class ``name`` whose page image exists (seeded, repeatable)."""
     ann = ds.data.annotations
     imgs = ds.data.images
-    rows = _image_rows(ds.data)
+    rows = image_rows(ds.data)
     if "path" not in imgs.columns:
         return []
     paths = imgs["path"].to_numpy(dtype=object)

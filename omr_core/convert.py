@@ -22,10 +22,10 @@ from omr_core.audit import (
     KIND_DEEPSCORES,
     ExclusionPlan,
     LoadedDataset,
-    _image_rows,
-    _official,
     class_stats,
     excluded_classes,
+    image_rows,
+    official_category,
 )
 from omr_core.datasets.yolo import write_data_yaml, write_labels
 from omr_core.errors import OmrError
@@ -651,7 +651,7 @@ def _kept_boxes(ds: LoadedDataset, plan: ExclusionPlan, n_img: int) -> _KeptBoxe
     """Select the boxes of kept classes and repair them (vectorised over the whole dataset)."""
     imgs = ds.data.images.reset_index(drop=True)
     ann = ds.data.annotations
-    rows = _image_rows(ds.data)
+    rows = image_rows(ds.data)
     keep = plan.kept_mask(ann) & (rows >= 0)
     new_index = plan.new_index
     name_arr = ann["name"].astype(str).to_numpy()[keep]
@@ -873,7 +873,7 @@ def _manifest(
     imgs_with = dict(zip(stats["name"], stats["images"].astype(int)))
 
     def ident(n: str) -> dict[str, Any]:
-        c = _official(n)
+        c = official_category(n)
         return {
             "id": c.id if c else None,
             "name": n,
@@ -897,7 +897,7 @@ def _manifest(
         "allow_critical": plan.allow_critical,
         "critical_override": {
             "used": bool(override),
-            "classes": [{"id": (c.id if (c := _official(n)) else None), "name": n} for n in plan.critical_excluded],
+            "classes": [{"id": (c.id if (c := official_category(n)) else None), "name": n} for n in plan.critical_excluded],
             "log": override,
         },
         "nc": len(plan.kept),

@@ -32,12 +32,12 @@ def _dur(s: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     root = args.runs_dir or get_workspace().runs
-    if args.add:
+    if getattr(args, "add", None):
         from omr_core.training.runs import link_folder
 
         found = link_folder(root, args.add)
         print(f"linked {args.add}: {len(found)} run{'s' if len(found) != 1 else ''} (read-only)")
-    if args.unlink:
+    if getattr(args, "unlink", None):
         from omr_core.training.runs import unlink_folder
 
         unlink_folder(root, args.unlink)

@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from omr_core.errors import OmrError
-from omr_core.review.reading import Reading, ReadNote, ReadRest, _at, measure_voices
+from omr_core.review.reading import Reading, ReadNote, ReadRest, measure_voices, value_at
 
 #: Colour of notes the reading is not sure about (MusicXML ``color``, shown by verovio and MuseScore).
 UNCERTAIN_COLOR = "#D62728"
@@ -84,7 +84,7 @@ def _attributes(meas: Any, reading: Reading, staff: int, x: float, notes: Sequen
 
     ctx = reading.contexts[staff]
     first_x = min((n.x for n in notes), default=x + reading.staves[staff].space)
-    c = _at(ctx.clefs, first_x) or "clefG"
+    c = value_at(ctx.clefs, first_x) or "clefG"
     if last.get("clef") != c:
         base = c.split("+")[0].split("-")[0]
         sign, line, _ = _CLEFS.get(base, ("G", 2, 0))
@@ -94,11 +94,11 @@ def _attributes(meas: Any, reading: Reading, staff: int, x: float, notes: Sequen
         cl = clef.clefFromString(f"{sign}{line}", octaveShift=octave)
         meas.insert(0, cl)
         last["clef"] = c
-    f = _at(ctx.keys, first_x) or 0
+    f = value_at(ctx.keys, first_x) or 0
     if "key" not in last or last["key"] != f:
         meas.insert(0, key.KeySignature(f))
         last["key"] = f
-    t = _at(ctx.times, first_x)
+    t = value_at(ctx.times, first_x)
     if t is not None and last.get("time") != t:
         meas.insert(0, meter.TimeSignature(f"{t[0]}/{t[1]}"))
         last["time"] = t

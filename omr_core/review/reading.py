@@ -268,7 +268,7 @@ def read_page(
     staves = list(staves)
     systems = list(systems) if systems else [System((i,), s.x0, s.x1, s.top, s.bottom) for i, s in enumerate(staves)]
     msgs: list[str] = []
-    syms = [_Sym(i, s.name, _box(s.bbox)) for i, s in enumerate(symbols)]
+    syms = [_Sym(i, s.name, as_box(s.bbox)) for i, s in enumerate(symbols)]
     if not staves:
         n_heads = sum(1 for s in syms if s.name.startswith("notehead"))
         msgs.append(f"no staff found on the page: the {n_heads} noteheads cannot be given a pitch or a measure")
@@ -309,7 +309,7 @@ def read_page(
     )
 
 
-def _box(b: Sequence[float]) -> tuple[float, float, float, float]:
+def as_box(b: Sequence[float]) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = (float(v) for v in b)
     return x0, y0, x1, y1
 
@@ -560,7 +560,7 @@ def _time_signature(group: Sequence[_Sym], staff: Staff) -> tuple[int, int] | No
     return None
 
 
-def _at(items: Sequence[tuple[float, Any]], x: float) -> Any:
+def value_at(items: Sequence[tuple[float, Any]], x: float) -> Any:
     """The value in force at ``x`` (the last one starting left of it), or None."""
     value = None
     for x0, v in items:
@@ -903,7 +903,7 @@ def _pitches(
         st = staves[si]
         doubts = list(r.doubts)
         pos = _pos(st, h.xc, h.yc)
-        clef = _at(contexts[si].clefs, h.xc + st.space)
+        clef = value_at(contexts[si].clefs, h.xc + st.space)
         if clef is None:
             clef = "clefG"
             doubts.append("no clef: read in treble clef")
@@ -914,7 +914,7 @@ def _pitches(
         d = base + pos
         step = d % 7
         meas = _measure(bars[sy], h.xc)
-        fifths = _at(contexts[si].keys, h.xc) or 0
+        fifths = value_at(contexts[si].keys, h.xc) or 0
         alter = _key_alters(fifths).get(step, 0)
         if (si, meas, d) in held:
             alter = held[(si, meas, d)]
@@ -1020,7 +1020,7 @@ def _infer_tuplets(
     for (si, _m), (ns, rs) in by_measure.items():
         if any(r.measure_rest for r in rs):
             continue
-        t = _at(contexts[si].times, min([n.x for n in ns] + [r.x for r in rs]))
+        t = value_at(contexts[si].times, min([n.x for n in ns] + [r.x for r in rs]))
         for voice in measure_voices(ns, rs, staves[si].y_at(2, staves[si].xc)):
             measured.append((t, voice))
     # a page without a time signature (a later page of a piece): the bar is what plain measures add up to

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from omr_core.review.reading import Glyph, Reading, SymbolLike, _box, symbol_kind
+from omr_core.review.reading import Glyph, Reading, SymbolLike, as_box, symbol_kind
 from omr_core.review.reading_pipeline import pair_iou
 from omr_core.review.reading_truth import NotesScore, NoteTruth, WrongNote, notes_read_right
 from omr_core.review.staff import PageStaves
@@ -163,7 +163,7 @@ def explain_wrong_notes(
         except NoStaffError:
             page = None
     dets = list(detections)
-    gts = [Glyph(_box(s.bbox), s.name) for s in truth_symbols]
+    gts = [Glyph(as_box(s.bbox), s.name) for s in truth_symbols]
     base = reading if reading is not None else _read(gray, dets, page)
     score = notes_read_right(base, truth)
     if not score.wrong:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from omr_core.review.reading import Glyph, Reading, SymbolLike, _box, read_page, staves_from_boxes, symbol_kind
+from omr_core.review.reading import Glyph, Reading, SymbolLike, as_box, read_page, staves_from_boxes, symbol_kind
 from omr_core.review.reading_truth import DeepScoresPage
 from omr_core.review.staff import NoStaffError, PageStaves, detect_staves
 
@@ -46,7 +46,7 @@ def read_symbols(
     if gray is not None and page is not None and ("stem" not in has or "ledgerLine" not in has):
         from omr_core.review.reconstruct import Notehead, reconstruct
 
-        heads = [Notehead(_box(s.bbox), s.name) for s in syms if s.name.startswith("notehead")]
+        heads = [Notehead(as_box(s.bbox), s.name) for s in syms if s.name.startswith("notehead")]
         if heads:
             rec = reconstruct(gray, heads, page=page)
             if "stem" not in has:
@@ -93,7 +93,7 @@ def drop_duplicates(symbols: Sequence[SymbolLike]) -> tuple[list[SymbolLike], in
     kept: list[tuple[str, tuple[float, float, float, float]]] = []
     drop: set[int] = set()
     for i in order:
-        box, kind = _box(syms[i].bbox), symbol_kind(syms[i].name)
+        box, kind = as_box(syms[i].bbox), symbol_kind(syms[i].name)
         if any(k == kind and pair_iou(box, b) >= DUPLICATE_IOU for k, b in kept):
             drop.add(i)
         else:

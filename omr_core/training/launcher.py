@@ -21,7 +21,6 @@ from omr_core.training.runs import (
     RunError,
     RunExistsError,
     RunView,
-    _locked,
     append_event,
     effective_state,
     find_run,
@@ -29,6 +28,7 @@ from omr_core.training.runs import (
     process_start_time,
     read_json,
     read_run,
+    run_lock,
     update_run,
     write_run,
 )
@@ -68,7 +68,7 @@ def _reap(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
         except ValueError:
             pass
     try:
-        with _locked(run_dir):
+        with run_lock(run_dir):
             doc = read_run(run_dir)
             if doc is None or not doc.live or doc.pid != proc.pid:
                 return
@@ -290,7 +290,7 @@ def resume(
     if "device" in over:
         over["device"] = normalize_device(over["device"])
     run_dir = find_run(_runs_dir(runs_dir), str(run))
-    with _locked(run_dir):  # two resumes at once: the second sees "starting" and refuses
+    with run_lock(run_dir):  # two resumes at once: the second sees "starting" and refuses
         view = RunView(run_dir, batch_tail_bytes=0).poll(samples=False)
         s = view.summary()
         if s.live:

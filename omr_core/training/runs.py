@@ -20,7 +20,15 @@ from omr_core.atomic import write_json
 from omr_core.errors import OmrError
 from omr_core.training import layouts
 from omr_core.training.record import LIVE_STATES, RunRecord, RunState
-from omr_core.training.tail import Columns, ColumnStore, JsonlTail, ResultsCsvTail, ResultsTable, _flatten, tail_text
+from omr_core.training.tail import (
+    Columns,
+    ColumnStore,
+    JsonlTail,
+    ResultsCsvTail,
+    ResultsTable,
+    flatten_record,
+    tail_text,
+)
 
 # Files inside a run folder, next to Ultralytics' own (args.yaml, results.csv, weights/).
 RUN_JSON = "run.json"
@@ -99,7 +107,7 @@ def file_lock(lock_path: str | os.PathLike[str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path) -> Iterator[None]:
     """Exclusive lock on the run folder, so the launcher and the worker never lose each other's run.json updates."""
     with file_lock(run_dir / _LOCK):
         yield
@@ -112,7 +120,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord | None:
 
 
 def write_run(run_dir: str | os.PathLike[str], record: RunRecord) -> None:
-    """Atomically write the run's run.json (callers that read first hold `_locked`)."""
+    """Atomically write the run's run.json (callers that read first hold `run_lock`)."""
     write_json(Path(run_dir) / RUN_JSON, record.to_dict())
 
 
@@ -123,7 +131,7 @@ def update_run(run_dir: str | os.PathLike[str], **changes: Any) -> RunRecord:
         TypeError: A key that is not a `RunRecord` field.
     """
     run_dir = Path(run_dir)
-    with _locked(run_dir):
+    with run_lock(run_dir):
         record = (read_run(run_dir) or RunRecord()).changed(**changes, updated=time.time())
         write_run(run_dir, record)
     return record
@@ -343,7 +351,7 @@ class RunView:
             recs, restarted = self._batch_tail.poll()
             if restarted:
                 self._batches.clear()
-            self._batches.extend([_flatten(r) if type(r.get("loss")) is dict else r for r in recs])
+            self._batches.extend([flatten_record(r) if type(r.get("loss")) is dict else r for r in recs])
             if samples:
                 recs, restarted = self._gpu_tail.poll()
                 if restarted:

@@ -229,7 +229,7 @@ class ColumnStore:
         self._start, self._cap = 0, cap
 
 
-def _flatten(rec: Mapping[str, Any]) -> dict[str, Any]:
+def flatten_record(rec: Mapping[str, Any]) -> dict[str, Any]:
     """One level of nesting becomes ``outer/inner`` keys (``{"loss": {"box": 1}}`` → ``loss/box``)."""
     out: dict[str, Any] = {}
     for k, v in rec.items():
