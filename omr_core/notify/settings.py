@@ -36,7 +36,7 @@ KINDS: dict[str, str] = {
     "stalled": "no batch for far longer than usual",
     "vram_high": "GPU memory above 95 %",
     "throughput_collapse": "images per second collapsed",
-    "sweep_finished": "a sweep finished (its best trial)",
+    "sweep_finished": "a sweep spent its budget (the best trial and how to launch it)",
 }
 ALL = "*"
 

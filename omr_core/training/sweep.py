@@ -359,7 +359,37 @@ def run_sweep(runs: Path, name: str) -> int:
     _fail_orphans(study)
     while run_trial(spec, runs, study) is not None:
         pass
+    _notify_finished(runs, spec)
     return 0
+
+
+def _notify_finished(runs: Path, spec: SweepSpec) -> None:
+    """The "sweep finished" notification (best trial), sent once per sweep by whichever controller ends last."""
+    from optuna.trial import TrialState
+
+    from omr_core.notify import deliver, load_settings
+    from omr_core.notify.messages import Notice, title
+    from omr_core.notify.watch import claim
+
+    study = _study(spec, runs)
+    if study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        return  # another controller still has a trial: it sends when it ends
+    try:
+        settings = load_settings()
+    except OmrError:
+        return
+    if not settings.targets_for("sweep_finished") or not claim(sweep_dir(runs, spec.name), "sweep_finished"):
+        return
+    ts, b = trials(runs, spec.name), best(runs, spec.name)
+    states = ", ".join(f"{n} {s}" for s, n in sorted(
+        {s: sum(t["state"] == s for t in ts) for s in {t["state"] for t in ts}}.items()))
+    body = f"{len(ts)} trials ({states}), objective {spec.objective}."
+    if b:
+        body += f"\nBest: trial {b['number']} ({b['run']}) {b['value']:.4f} with " + ", ".join(
+            f"{k}={v}" for k, v in b["params"].items()) + f".\nomr sweep launch-best {spec.name} --epochs N"
+    link = settings.run_link(b["run"]) if b else ""
+    deliver(Notice("sweep_finished", spec.name, title("sweep_finished", spec.name).replace("OMR run", "OMR sweep"),
+                   body + (f"\n{link}" if link else ""), "success"), settings)
 
 
 def trials(runs: str | os.PathLike[str], name: str) -> list[dict[str, Any]]:

@@ -16,10 +16,12 @@ import psutil
 import pytest
 
 from omr_core.atomic import write_json
+from omr_core.notify import add_target
 from omr_core.training import queue, sweep
 from omr_core.training.runs import RunView, read_json
 from tests.core.training.run_fixtures import write_run
 from tests.core.training.tiny_dataset import make_tiny_dataset
+from tests.notify_receiver import Receiver
 
 
 def _run_json(run_dir: Path) -> dict[str, Any] | None:
@@ -95,7 +97,7 @@ def _results(run_dir: Path, values: list[float]) -> None:
     (run_dir / "results.csv").write_text(head + rows)
 
 
-def test_a_loser_is_pruned_at_an_epoch_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_loser_is_pruned_at_an_epoch_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
     """Stand-in runs (a sleeping process as worker, results.csv written by the test) instead of trainings, so the
     objective per epoch is chosen: two good trials, then a poor one that the median pruner must stop."""
     runs = tmp_path / "runs"
@@ -137,3 +139,11 @@ def test_a_loser_is_pruned_at_an_epoch_end(tmp_path: Path, monkeypatch: pytest.M
     assert [o.state for o in outs if o] == ["complete", "complete", "pruned"], outs
     assert stops == ["p-t2@epoch"] and outs[2] is not None and outs[2].epochs < 4
     assert sweep.run_trial(spec, runs, study) is None  # the budget is spent
+    # "sweep finished" with the best trial: once, however many controllers end.
+    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
+    monkeypatch.delenv("OMR_NOTIFY", raising=False)
+    add_target(receiver.url)
+    sweep._notify_finished(runs, spec)  # noqa: SLF001 - what run_sweep calls once its loop ends
+    sweep._notify_finished(runs, spec)  # noqa: SLF001
+    assert [m["title"] for m in receiver.got] == ["OMR sweep p: sweep finished"]
+    assert "Best: trial 0 (p-t0) 0.8000" in receiver.got[0]["message"] and "1 pruned" in receiver.got[0]["message"]
