@@ -79,7 +79,9 @@ def test_two_controllers_one_storage_a_killed_trial_and_the_best_launched(tmp_pa
     assert sorted(tuple(sorted(t["params"].items())) for t in ts) == sorted(
         (("batch", b), ("lr0", lr)) for lr in (0.01, 0.02) for b in (4, 8))  # the grid, each point once
     killed = next(t for t in ts if t["run"] == first.name)
-    assert killed["state"] == "failed" and "vanished" in killed["reason"]
+    # Who noticed decides the words: the queue runner that launched it ("worker killed by SIGKILL") or, when that
+    # process is gone, the run's own state check ("worker vanished").
+    assert killed["state"] == "failed" and ("SIGKILL" in killed["reason"] or "vanished" in killed["reason"])
     b = sweep.best(runs, "s")
     assert b is not None and b["state"] == "complete" and b["run"] != first.name
     status = subprocess.run([sys.executable, "-m", "omr_core.cli", "sweep", "status", "s", "--runs-dir", str(runs)],
