@@ -5,7 +5,7 @@ own DeepScoresV2 annotations plus its image (staves, barlines and beam lines fro
 against the note truth the engraver recorded (`pitch`/`duration` comments): share of notes with the right pitch,
 with the right pitch and duration, MusicXML reopened in music21 and verovio, reading time per page on one core.
 The same pages are also read from a model's detections, run as it was trained (default: the shipped reference
-model ``models/reading-v1.pt``; ``--no-model`` skips it): target pitch >= 0.95 (issue #14), detection time per page.
+model ``models/reading-v2.pt``; ``--no-model`` skips it): target pitch >= 0.95 (issue #14), detection time per page.
 Exits non-zero when a target is missed.
 Run ``.venv/bin/python -m bench.bench_read [--pages N] [--data DIR] [--model best.pt | --no-model]``.
 """
@@ -25,7 +25,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 from omr_core.review.benchmark import format_rows  # noqa: E402
 from omr_core.review.reading_benchmark import bench_reading, model_detector  # noqa: E402
 
-REFERENCE = HERE.parent / "models" / "reading-v1.pt"
+REFERENCE = HERE.parent / "models" / "reading-v2.pt"
 
 
 def _engrave(root: Path, degrade: str, pages: int, seed: int) -> Path:

@@ -20,7 +20,7 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, start_server, stop_serve
 REPO = Path(__file__).resolve().parent.parent
 
 OMR = [sys.executable, "-m", "omr_core.cli"]
-SHIPPED = REPO / "models" / "reading-v1.pt"
+SHIPPED = REPO / "models" / "reading-v2.pt"
 
 
 def sh(*args: str, env: dict[str, str]) -> str:

@@ -30,11 +30,11 @@ def test_notes_read_right_next_to_map_with_the_wrong_notes_as_crops(tmp_path: Pa
     at.run()
     at.switch_page("app_pages/failures.py")
     at.run()
-    assert at.selectbox(key="fail_run").value == "reference: reading-v1"
-    at.text_input(key="fail_data_reference: reading-v1").set_value(str(ev.data)).run()
+    assert at.selectbox(key="fail_run").value == "reference: reading-v2"
+    at.text_input(key="fail_data_reference: reading-v2").set_value(str(ev.data)).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Not evaluated" in _texts(at)  # val is offered first; the evaluation is of train
-    at.selectbox(key="fail_split_reference: reading-v1").set_value("train").run()
+    at.selectbox(key="fail_split_reference: reading-v2").set_value("train").run()
     assert "Cached evaluation from" in _texts(at), _texts(at)
     assert "2 evaluated pages carry note truth" in _texts(at)
     assert "Notes: pitch right" not in [m.label for m in at.metric]

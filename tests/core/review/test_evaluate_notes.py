@@ -11,7 +11,7 @@ from omr_core.review.evaluate_notes import evaluate_notes, load_notes, truth_pag
 from omr_core.review.reading_causes import CAUSE_KINDS
 from omr_core.workspace import REPO_ROOT
 
-REFERENCE = REPO_ROOT / "models" / "reading-v1.pt"
+REFERENCE = REPO_ROOT / "models" / "reading-v2.pt"
 SEED = 43  # neither a training seed of the reference model (101, 202) nor the benchmark's (303)
 
 

@@ -140,7 +140,7 @@ def test_the_benchmark_detector_runs_the_model_as_trained(pages: list[DeepScores
     from omr_core.review.reading_benchmark import model_detector
     from omr_core.workspace import REPO_ROOT
 
-    weights = REPO_ROOT / "models" / "reading-v1.pt"
+    weights = REPO_ROOT / "models" / "reading-v2.pt"
     page = pages[0]
     gray = load_page(page.image).gray  # type: ignore[arg-type]
     got = model_detector(weights)(page, gray)
