@@ -3,41 +3,17 @@ what mattered and the best against the base, and queues the best configuration."
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-import psutil
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from omr_core.training import queue, sweep
 from omr_core.training.runs import append_jsonl
-from tests.core.training.run_fixtures import write_run
-from tests.core.training.tiny_dataset import make_tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
 
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A live run holds the CPU (a sleeping process as its worker), so nothing queued here really trains."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
-    write_run(tmp_path / "runs" / "busy", epochs_done=2, epochs=9, state="running", pid=sleeper.pid,
-              pid_create_time=psutil.Process(sleeper.pid).create_time(), args={"device": "cpu"})
-    make_tiny_dataset(tmp_path / "datasets" / "tiny", n_train=4, n_val=2)
-    monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
-    yield tmp_path
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info.get("cmdline") or [])
-        if str(tmp_path) in cmd and ("training.sweep" in cmd or "training.queue" in cmd):
-            p.kill()
-    sleeper.kill()
-    sleeper.wait()
 
 
 def _open(page: str) -> AppTest:
@@ -46,7 +22,7 @@ def _open(page: str) -> AppTest:
     return at.run(timeout=60)
 
 
-def test_the_sweep_form_starts_a_sweep(workspace: Path) -> None:
+def test_the_sweep_form_starts_a_sweep(busy_cpu_workspace: Path) -> None:
     at = _open("app_pages/training.py")
     at.toggle(key="sw_on").set_value(True).run(timeout=60)
     at.text_input(key="sw_name").input("lrs")
@@ -56,12 +32,12 @@ def test_the_sweep_form_starts_a_sweep(workspace: Path) -> None:
     at.button(key="sw_start").click().run(timeout=60)
     assert not at.error, [e.value for e in at.error]
     assert any("Sweep **lrs** started" in s.value for s in at.success)
-    assert sweep.load(workspace / "runs", "lrs").space == (sweep.Param("lr0", choices=(0.01, 0.02)),)
+    assert sweep.load(busy_cpu_workspace / "runs", "lrs").space == (sweep.Param("lr0", choices=(0.01, 0.02)),)
 
 
-def test_compare_groups_a_sweep_and_launches_the_best(workspace: Path) -> None:
-    runs = workspace / "runs"
-    spec = sweep.SweepSpec("s", "yolov8n.yaml", str(workspace / "datasets" / "tiny" / "data.yaml"),
+def test_compare_groups_a_sweep_and_launches_the_best(busy_cpu_workspace: Path) -> None:
+    runs = busy_cpu_workspace / "runs"
+    spec = sweep.SweepSpec("s", "yolov8n.yaml", str(busy_cpu_workspace / "datasets" / "tiny" / "data.yaml"),
                            (sweep.parse_param("lr0=0.001:0.1:log"), sweep.parse_param("batch=4,8")),
                            args={"device": "cpu", "lr0": 0.01}, trials=4, epochs=2)
     sweep.create(spec, runs)
