@@ -106,7 +106,10 @@ def dashboard_server(dashboard_env: dict[str, str]) -> Iterator[str]:
 
 
 #: The test host of the non-loopback tests: a network namespace joined to this machine by a veth pair.
-TEST_NET_HOST_IP, TEST_NET_NS_IP = "10.254.254.1", "10.254.254.2"
+#: A /30 of its own per test process (10.254.0.0/16 holds 16,384 of them), so two suites on one machine never
+#: route to each other's host.
+_NET = 4 * (os.getpid() % 16384)
+TEST_NET_HOST_IP, TEST_NET_NS_IP = f"10.254.{_NET // 256}.{_NET % 256 + 1}", f"10.254.{_NET // 256}.{_NET % 256 + 2}"
 
 
 @dataclass(frozen=True)
@@ -142,9 +145,9 @@ def test_network() -> Iterator[NamespaceHost]:
         _ip("link", "add", f"{veth}a", "type", "veth", "peer", "name", f"{veth}b")
         _ip("link", "set", f"{veth}a", "addrgenmode", "none")
         _ip("link", "set", f"{veth}b", "netns", ns)
-        _ip("addr", "add", f"{TEST_NET_HOST_IP}/24", "dev", f"{veth}a")
+        _ip("addr", "add", f"{TEST_NET_HOST_IP}/30", "dev", f"{veth}a")
         _ip("link", "set", f"{veth}a", "up")
-        _ip("netns", "exec", ns, "ip", "addr", "add", f"{TEST_NET_NS_IP}/24", "dev", f"{veth}b")
+        _ip("netns", "exec", ns, "ip", "addr", "add", f"{TEST_NET_NS_IP}/30", "dev", f"{veth}b")
         _ip("netns", "exec", ns, "ip", "link", "set", f"{veth}b", "up")
         _ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
         operstate = Path(f"/sys/class/net/{veth}a/operstate")

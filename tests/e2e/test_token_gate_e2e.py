@@ -1,7 +1,7 @@
 """The token gate, seen in Chromium, when the server listens on a non-loopback address.
 
 The address belongs to a test host the e2e harness makes once per session, before Chromium starts (`test_network`):
-a network namespace joined to this machine by a veth pair (10.254.254.0/24), so traffic never leaves the machine.
+a network namespace joined to this machine by a veth pair (a /30 of 10.254.0.0/16 per test process), so traffic never leaves the machine.
 """
 
 from __future__ import annotations
