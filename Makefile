@@ -53,7 +53,7 @@ test: install-dev chromium
 	$(PY) -m pytest
 
 bench: install-dev
-	$(VENV)/bin/omr bench all
+	$(PY) -m bench.run_all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -61,9 +61,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--annotations", type=int, default=720_000)
     ap.add_argument("--keep", type=Path, default=None, help="build the input here and keep it (reused next time)")
     a = ap.parse_args(argv if argv is not None else [])
-    from omr_core.audit import load_dataset, make_plan
+    from omr_core.audit.convert import ConvertOptions, convert
+    from omr_core.audit.plan import make_plan
     from omr_core.commands.audit import tqdm_progress
-    from omr_core.convert import ConvertOptions, convert
+    from omr_core.datasets.discovery import load_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="omr-bench-convert-"))
     work = a.keep or tmp / "src"

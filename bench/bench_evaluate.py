@@ -1,7 +1,7 @@
 """Benchmark `omr evaluate`: yolov8n on 100 engraved pages on the CPU, with a progress bar; then the cached reopen.
 
 Steps: engrave pages with `omr_core.datasets.synth` (100 in the evaluated split), convert them to YOLO with
-`omr_core.convert` (all 136 classes kept), train yolov8n from its YAML for a few minutes on 8 other pages (the
+`omr_core.audit.convert` (all 136 classes kept), train yolov8n from its YAML for a few minutes on 8 other pages (the
 bench times the evaluation, not the model: pass ``--model`` to evaluate a real run instead), then evaluate
 the 100-page split at ``--imgsz`` (default 1024, the size DeepScoresV2 users train at) and time the page's work:
 validation, failure matching at a new threshold, a gallery page of crops, the HTML report and the cached reopen.
@@ -51,8 +51,9 @@ def _bar(desc: str) -> Any:
 
 def build_dataset(work: Path, pages: int, seed: int = 0) -> Path:
     """Engrave ``pages`` evaluation pages (+ a quarter as many train pages) and convert them; returns data.yaml."""
-    from omr_core.audit import load_dataset, make_plan
-    from omr_core.convert import ConvertOptions, convert
+    from omr_core.audit.convert import ConvertOptions, convert
+    from omr_core.audit.plan import make_plan
+    from omr_core.datasets.discovery import load_dataset
     from omr_core.datasets.synth import synth_dataset
 
     synth, yolo = work / "synth", work / "yolo"
@@ -110,9 +111,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--keep", help="work folder to keep (and reuse) instead of a temporary one")
     args = ap.parse_args(argv if argv is not None else [])
 
-    from omr_core.review.evaluate import evaluate
-    from omr_core.review.evaluate_crops import case_boxes, crop_case
-    from omr_core.review.evaluate_report import report_html
+    from omr_core.evaluation.crops import case_boxes, crop_case
+    from omr_core.evaluation.evaluate import evaluate
+    from omr_core.evaluation.report import report_html
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-evaluate-"))
     work.mkdir(parents=True, exist_ok=True)

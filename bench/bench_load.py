@@ -42,8 +42,9 @@ def big_file(n_annotations: int = 1_000_000, seed: int = 0) -> Path:
 def _audit_table(data: Any) -> tuple[Any, str]:
     """The audit module's class table when it exists, else a groupby stand-in (count, images, median w/h)."""
     try:
-        from omr_core.audit import LoadedDataset, class_stats
+        from omr_core.audit.statistics import class_stats
         from omr_core.classes import class_table
+        from omr_core.datasets.discovery import LoadedDataset
 
         ds = LoadedDataset(paths=data.sources, kind="deepscores", data=data, names=tuple(class_table().names()))
         return class_stats(ds, 1024), "omr_core.audit.class_stats"

@@ -18,8 +18,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from omr_core.review.benchmark import format_rows  # noqa: E402
-from omr_core.review.model_benchmark import bench_model, per_class_markdown  # noqa: E402
+from omr_core.evaluation.model_bench import bench_model, per_class_markdown  # noqa: E402
+from omr_core.evaluation.reconstruct_bench import format_rows  # noqa: E402
 from omr_core.review.models import shipped_models  # noqa: E402
 
 

@@ -22,8 +22,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from omr_core.review.benchmark import format_rows  # noqa: E402
-from omr_core.review.reading_benchmark import bench_reading, model_detector  # noqa: E402
+from omr_core.evaluation.reading_bench import bench_reading, model_detector  # noqa: E402
+from omr_core.evaluation.reconstruct_bench import format_rows  # noqa: E402
 
 REFERENCE = HERE.parent / "models" / "reading-v2.pt"
 

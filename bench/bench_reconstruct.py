@@ -21,7 +21,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from omr_core.review.benchmark import bench_reconstruct, format_rows  # noqa: E402
+from omr_core.evaluation.reconstruct_bench import bench_reconstruct, format_rows  # noqa: E402
 
 REVIEW_TARGET_S = 2.0
 #: The real DeepScoresV2 sample kept with the tests (annotations only, see tests/data/README.md).

@@ -258,3 +258,11 @@ def class_table() -> ClassTable:
         )
     rows.sort(key=lambda c: c.id)
     return ClassTable(tuple(rows))
+
+
+def official_category(name: str) -> Category | None:
+    """The official class of ``name`` (aliases resolved), or None for a name outside DeepScoresV2's table."""
+    try:
+        return class_table().by_name(name)
+    except UnknownClassError:
+        return None

@@ -41,7 +41,7 @@ def wait_finished(run_dir: Path, timeout: float = 600) -> RunRecord:
 
 def train_tiny_reading_model(root: Path, *, pages: int = 3, tile: int = 640, imgsz: int = 64, seed: int = 5) -> TinyModel:
     """Engrave ``pages`` pages at 0.8 scale, convert them with the reading preset, train one epoch at ``imgsz``."""
-    from omr_core.audit import load_dataset
+    from omr_core.datasets.discovery import load_dataset
     from omr_core.datasets.synth import synth_dataset
     from omr_core.training.demo import convert_reading
     from omr_core.training.launcher import launch

@@ -24,20 +24,20 @@ from dashboard.ui.audit import (
     workspace_datasets,
 )
 from dashboard.ui.guard import can_act
-from omr_core.audit import (
+from omr_core.audit.plan import (
     PRESETS,
     ExclusionPlan,
-    check_yaml,
     effective_plan,
     excluded_classes,
-    forecasts,
-    instances_per_image,
     lookup_names,
     make_plan,
     resolve_ids,
     split_tokens,
     summarize,
 )
+from omr_core.audit.report import forecasts
+from omr_core.audit.statistics import instances_per_image
+from omr_core.audit.yaml_check import check_yaml
 from omr_core.errors import OmrError
 from omr_core.workspace import get_workspace
 
@@ -332,7 +332,7 @@ with t_convert:
     elif not acked:
         st.caption("Conversion is enabled once you have read and acknowledged the plan above.")
     if st.button("Convert", type="primary", disabled=disabled, key="audit_convert") and can_act("Converting a dataset"):
-        from omr_core.convert import ConvertOptions, convert
+        from omr_core.audit.convert import ConvertOptions, convert
         from omr_core.security import sanitize_run_name
 
         try:

@@ -19,7 +19,9 @@ from dashboard.ui.failures import (
 )
 from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
-from omr_core.review.evaluate import (
+from omr_core.evaluation.compare import compare_evaluations, worse_classes
+from omr_core.evaluation.confidence import class_curves, confidence_table
+from omr_core.evaluation.evaluate import (
     Evaluation,
     data_splits,
     default_batch,
@@ -28,12 +30,10 @@ from omr_core.review.evaluate import (
     list_evaluations,
     run_choices,
 )
-from omr_core.review.evaluate_compare import compare_evaluations, worse_classes
-from omr_core.review.evaluate_confidence import class_curves, confidence_table
-from omr_core.review.evaluate_figures import compare_figure, confidence_figure, per_class_figure
-from omr_core.review.evaluate_match import failure_counts
-from omr_core.review.evaluate_notes import DEFAULT_PAGES, NotesEvaluation, evaluate_notes, load_notes, truth_pages
-from omr_core.review.evaluate_report import (
+from omr_core.evaluation.figures import compare_figure, confidence_figure, per_class_figure
+from omr_core.evaluation.match import failure_counts
+from omr_core.evaluation.notes import DEFAULT_PAGES, NotesEvaluation, evaluate_notes, load_notes, truth_pages
+from omr_core.evaluation.report import (
     confusion_export,
     export_evaluation,
     failures_export,

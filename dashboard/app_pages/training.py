@@ -170,7 +170,7 @@ def _plan_caption(plan: OptimizerPlan, args: dict[str, Any]) -> str:
 
 
 def _forecast(data: str, imgsz: int, batch: int, device: str, gpus: GpuProbe) -> None:
-    from omr_core.forecast import forecast
+    from omr_core.audit.forecast import forecast
 
     p = Path(data)
     if not p.is_file():

@@ -12,13 +12,13 @@ import pandas as pd
 import streamlit as st
 
 from omr_core.errors import OmrError
-from omr_core.review.evaluate import Evaluation
-from omr_core.review.evaluate_crops import case_boxes, crop_case
-from omr_core.review.evaluate_figures import ORDERS, confusion_figure
-from omr_core.review.evaluate_match import FAILURE_KINDS, KIND_LABELS, cell_cases, confusion_counts
-from omr_core.review.evaluate_notes import NotesEvaluation, WrongNoteCase, wrong_note_crop
-from omr_core.review.evaluate_report import readable_cases
-from omr_core.review.evaluate_status import STATUS_HELP
+from omr_core.evaluation.crops import case_boxes, crop_case
+from omr_core.evaluation.evaluate import Evaluation
+from omr_core.evaluation.figures import ORDERS, confusion_figure
+from omr_core.evaluation.match import FAILURE_KINDS, KIND_LABELS, cell_cases, confusion_counts
+from omr_core.evaluation.notes import NotesEvaluation, WrongNoteCase, wrong_note_crop
+from omr_core.evaluation.report import readable_cases
+from omr_core.evaluation.status import STATUS_HELP
 
 PAGE_SIZES = (12, 24, 48, 96)
 _METRIC_COLS = ("precision", "recall", "f1", "ap50", "ap75", "ap50_95")

@@ -64,7 +64,7 @@ _PRESET_HELP = "presets: core, harmony, reading"
 
 def preset_named(name: str) -> Any:
     """The audit `Preset` a ``--preset`` value names (an alias or the full name)."""
-    from omr_core.audit import PRESETS
+    from omr_core.audit.plan import PRESETS
 
     key = _PRESET_ALIASES.get(name, name)
     if key not in PRESETS:
@@ -74,7 +74,7 @@ def preset_named(name: str) -> Any:
 
 def plan_from_args(args: argparse.Namespace, universe: tuple[str, ...], empty: list[str] | None = None) -> Any:
     """Build the `ExclusionPlan` the shared plan options describe."""
-    from omr_core.audit import make_plan
+    from omr_core.audit.plan import make_plan
 
     exclude = _split(args.exclude)
     reasons: dict[str, str] = {}
@@ -97,7 +97,7 @@ def plan_from_args(args: argparse.Namespace, universe: tuple[str, ...], empty: l
 
 def intent_from_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """``(exclude, keep)`` names the plan options mean, over the official deepscores classes (for --check-yaml)."""
-    from omr_core.audit import canonical_in
+    from omr_core.audit.plan import canonical_in
     from omr_core.classes import class_table
 
     universe = tuple(class_table().names())
@@ -168,8 +168,10 @@ def _print_text(rep: dict[str, Any], show_all: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omr_core.audit import audit_report as build
-    from omr_core.audit import check_yaml, class_stats, load_dataset
+    from omr_core.audit.report import audit_report as build
+    from omr_core.audit.statistics import class_stats
+    from omr_core.audit.yaml_check import check_yaml
+    from omr_core.datasets.discovery import load_dataset
 
     if not args.datasets and not args.check_yaml:
         raise OmrError("give a dataset (DeepScoresV2 JSON files or a data.yaml) and/or --check-yaml DATA_YAML")

@@ -1,4 +1,8 @@
-"""`omr bench`: run benchmarks and print their tables (`omr bench reconstruct`, `omr bench all`)."""
+"""`omr bench`: measure the product on a dataset and print a table (`reconstruct`, `read`, `model`).
+
+The repository's own benchmark suite (bench/) is a developer tool: `make bench` runs `python -m bench.run_all`;
+the installed CLI never imports bench/ or tests/.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from omr_core.commands._progress import tqdm_progress
 from omr_core.errors import OmrError
 
 VERB = "bench"
-HELP = ("run benchmarks: `reconstruct DATASET_JSON` scores stems/ledger lines/staves; `model --model PT` scores a "
-        "detector on held-out pages; `all` runs bench/bench_*.py")
+HELP = ("measure: `reconstruct DATASET_JSON` scores stems/ledger lines/staves; `read DATASET_JSON` notes read right; "
+        "`model --model PT` scores a detector on held-out pages")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,10 +41,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--seed", type=int, default=None, help="engraver seed of the held-out pages (default 303)")
     m.add_argument("--json", metavar="OUT", help="write rows, per-class tables and per-page scores as JSON")
     m.set_defaults(_bench=_model)
-    a = sub.add_parser("all", help="run every bench/bench_*.py main() (one process each) and print one table")
-    a.add_argument("--dir", default=None, help="benchmarks folder (default <repo>/bench)")
-    a.add_argument("--only", nargs="*", default=None, help="names of benchmarks to run (e.g. bench_reconstruct)")
-    a.set_defaults(_bench=_all)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
     if fn is None:
         raise OmrError(
             "name a benchmark: `omr bench reconstruct DATASET_JSON`, `omr bench read DATASET_JSON`, "
-            "`omr bench model --model PT` or `omr bench all`"
+            "or `omr bench model --model PT` (the repository's benchmark suite: `make bench`)"
         )
     return fn(args)
 
 
 def _read(args: argparse.Namespace) -> int:
-    from omr_core.review.benchmark import format_rows
-    from omr_core.review.reading_benchmark import bench_reading, model_detector
+    from omr_core.evaluation.reading_bench import bench_reading, model_detector
+    from omr_core.evaluation.reconstruct_bench import format_rows
 
     detector = model_detector(args.model) if args.model else None
     progress, close = tqdm_progress("read", unit="page")
@@ -77,7 +77,7 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from omr_core.review.benchmark import bench_reconstruct, format_rows
+    from omr_core.evaluation.reconstruct_bench import bench_reconstruct, format_rows
     from omr_core.review.pipeline import write_json
 
     progress, close = tqdm_progress("reconstruct", unit="page")
@@ -121,10 +121,9 @@ def _reconstruct(args: argparse.Namespace) -> int:
     return 0 if all(r["ok"] for r in rows) else 1
 
 
-
 def _model(args: argparse.Namespace) -> int:
-    from omr_core.review.benchmark import format_rows
-    from omr_core.review.model_benchmark import HELDOUT_SEED, bench_model, per_class_markdown
+    from omr_core.evaluation.model_bench import HELDOUT_SEED, bench_model, per_class_markdown
+    from omr_core.evaluation.reconstruct_bench import format_rows
     from omr_core.review.pipeline import write_json
     from omr_core.workspace import get_workspace
 
@@ -145,19 +144,3 @@ def _model(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, rep.to_dict())
     return 0
-
-
-def _all(args: argparse.Namespace) -> int:
-    """Run bench/run_all.py in this process (one implementation for `make bench` and `omr bench all`)."""
-    import importlib.util
-
-    from omr_core.workspace import REPO_ROOT
-
-    runner = REPO_ROOT / "bench" / "run_all.py"
-    spec = importlib.util.spec_from_file_location("omr_bench_run_all", runner)
-    if spec is None or spec.loader is None or not runner.is_file():
-        raise OmrError(f"{runner}: missing; the benchmarks ship with the repository, not the installed package")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    argv = [*(["--dir", str(args.dir)] if args.dir else []), *(["--only", *args.only] if args.only else [])]
-    return int(mod.main(argv))

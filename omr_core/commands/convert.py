@@ -40,8 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omr_core.audit import class_stats, excluded_classes, load_dataset, summarize
-    from omr_core.convert import ConvertOptions, convert, format_report
+    from omr_core.audit.convert import ConvertOptions, convert, format_report
+    from omr_core.audit.plan import excluded_classes, summarize
+    from omr_core.audit.statistics import class_stats
+    from omr_core.datasets.discovery import load_dataset
 
     if len(args.paths) < 2:
         raise OmrError("give the dataset (DeepScoresV2 JSON files or a data.yaml) and then the output folder OUT")

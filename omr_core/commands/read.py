@@ -34,15 +34,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from omr_core.atomic import write_bytes
     from omr_core.errors import OmrError
+    from omr_core.review.annotated_page import NoteTruth
     from omr_core.review.musicxml import midi_bytes, musicxml_bytes
     from omr_core.review.pipeline import write_json
-    from omr_core.review.reading_truth import NoteTruth
 
     src = Path(args.source)
     truth: tuple[NoteTruth, ...] = ()
     if src.suffix.lower() == ".json":
+        from omr_core.review.annotated_page import load_deepscores_page
         from omr_core.review.reading_pipeline import read_deepscores_page
-        from omr_core.review.reading_truth import load_deepscores_page
 
         dpage = load_deepscores_page(src, args.filename if args.filename else args.page - 1)
         if dpage.image is None:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(line, file=sys.stderr)
     if truth:
-        from omr_core.review.reading_truth import notes_read_right
+        from omr_core.evaluation.notes_score import notes_read_right
 
         score = notes_read_right(reading, truth)
         print(

@@ -1,1 +1,1 @@
-"""Reviewing scores: staff detection, reconstruction of thin symbols, inference and evaluation."""
+"""One score page: images and PDF pages, staves, inference at the training scale, reconstruction of thin symbols, reading the music (notes, MusicXML)."""

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from omr_core.review.annotated_page import DeepScoresPage
 from omr_core.review.reading import Glyph, Reading, SymbolLike, as_box, read_page, staves_from_boxes, symbol_kind
-from omr_core.review.reading_truth import DeepScoresPage
 from omr_core.review.staff import NoStaffError, PageStaves, detect_staves
 
 

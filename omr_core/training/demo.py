@@ -16,8 +16,9 @@ from omr_core.recipe import CPU_PRESET, MODEL, READING_PRESET
 from omr_core.workspace import Workspace, get_workspace
 
 if TYPE_CHECKING:
-    from omr_core.audit import ExclusionPlan, LoadedDataset
-    from omr_core.convert import ConvertReport
+    from omr_core.audit.convert import ConvertReport
+    from omr_core.audit.plan import ExclusionPlan
+    from omr_core.datasets.discovery import LoadedDataset
 
 #: The audit preset the demo converts with (kept for callers that name it).
 CORE_PRESET = READING_PRESET
@@ -60,7 +61,8 @@ def reading_plan(ds: LoadedDataset) -> ExclusionPlan:
     The reading preset leaves rare critical classes out (small noteheads, rest64th …) on purpose; the plan
     records that as a logged override with the preset as the reason.
     """
-    from omr_core.audit import PRESETS, class_stats, make_plan
+    from omr_core.audit.plan import PRESETS, make_plan
+    from omr_core.audit.statistics import class_stats
 
     stats = class_stats(ds)
     present = stats.loc[~stats["empty"], "name"].tolist()
@@ -77,8 +79,8 @@ def convert_reading(
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Convert ``ds`` to YOLO with the reading preset's classes and tile scale (``tile``/``imgsz`` override it)."""
-    from omr_core.audit import PRESETS
-    from omr_core.convert import ConvertOptions, convert
+    from omr_core.audit.convert import ConvertOptions, convert
+    from omr_core.audit.plan import PRESETS
 
     pr = PRESETS[READING_PRESET]
     opts = ConvertOptions(
@@ -132,7 +134,7 @@ def run_demo(
     Returns:
         A `DemoResult`; the training keeps running in the background.
     """
-    from omr_core.audit import load_dataset
+    from omr_core.datasets.discovery import load_dataset
     from omr_core.datasets.synth import synth_dataset
     from omr_core.training.launcher import launch, unique_name
     from omr_core.training.scale import read_sidecar
@@ -178,7 +180,7 @@ def run_demo(
 
 
 def _preset_tile() -> int | None:
-    from omr_core.audit import PRESETS
+    from omr_core.audit.plan import PRESETS
 
     return PRESETS[READING_PRESET].tile
 
@@ -215,9 +217,9 @@ def check_model(weights: str | Path, synth: str | Path) -> DemoCheck:
     import numpy as np
 
     from omr_core.datasets.deepscores import load_deepscores
+    from omr_core.evaluation.model_bench import notehead_counts
     from omr_core.review.images import load_page
     from omr_core.review.inference import load_model
-    from omr_core.review.model_benchmark import notehead_counts
     from omr_core.review.pipeline import review_page
 
     data = load_deepscores(Path(synth) / "deepscores_test.json")

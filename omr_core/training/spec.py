@@ -384,11 +384,11 @@ def label_stats(data_yaml: str | os.PathLike[str]) -> LabelStats:
 
 
 def assigner_forecast(data_yaml: str | os.PathLike[str], imgsz: int, batch: int, vram_bytes: int = 0) -> Any:
-    """The TaskAlignedAssigner memory forecast (`omr_core.forecast.Forecast`) for this data/imgsz/batch.
+    """The TaskAlignedAssigner memory forecast (`omr_core.audit.forecast.Forecast`) for this data/imgsz/batch.
 
     Returns None for AutoBatch (``batch`` < 1), where Ultralytics sizes the batch itself.
     """
-    from omr_core.forecast import forecast
+    from omr_core.audit.forecast import forecast
 
     if batch < 1:
         return None

@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 from omr_core import recipe
-from omr_core.audit import PRESETS, class_stats, load_dataset
+from omr_core.audit.plan import PRESETS
+from omr_core.audit.statistics import class_stats
 from omr_core.classes import class_table
 from omr_core.cli import main
+from omr_core.datasets.discovery import load_dataset
 from omr_core.training.spec import PRESETS as TRAIN_PRESETS
 from omr_core.training.spec import build_spec
 

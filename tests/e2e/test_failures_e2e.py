@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from omr_core.review.evaluate import evaluate
+from omr_core.evaluation.evaluate import evaluate
 from tests.conftest import ARTIFACTS
-from tests.core.review.test_evaluate_fixture import install_run, trained_run
+from tests.core.evaluation.trained_fixture import install_run, trained_run
 from tests.e2e.conftest import start_server, stop_server, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from omr_core.review.evaluate_notes import load_notes
+from omr_core.evaluation.notes import load_notes
 from tests.conftest import ARTIFACTS, REPO
-from tests.core.review.test_evaluate_notes import engraved_evaluation
+from tests.core.evaluation.test_notes import engraved_evaluation
 from tests.e2e.conftest import start_server, stop_server, wait_for_app
 from tests.e2e.test_audit_e2e import _choose, _metric, _type
 

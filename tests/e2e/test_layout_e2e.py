@@ -130,8 +130,8 @@ def test_training_and_compare_are_not_clipped(dashboard_env: dict[str, str], das
 def test_failures_page_is_not_clipped(
     tmp_path_factory: pytest.TempPathFactory, dashboard_env: dict[str, str], dashboard_server: str, browser_page: Any
 ) -> None:
-    from omr_core.review.evaluate import evaluate
-    from tests.core.review.test_evaluate_fixture import install_run, trained_run
+    from omr_core.evaluation.evaluate import evaluate
+    from tests.core.evaluation.trained_fixture import install_run, trained_run
 
     run = trained_run(tmp_path_factory.mktemp("evaluate-layout"))
     installed = install_run(run.run, Path(dashboard_env["OMR_WORKSPACE"]) / "runs")

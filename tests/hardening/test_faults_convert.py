@@ -21,8 +21,8 @@ import numpy as np
 import psutil
 import pytest
 
-from omr_core.audit import find_datasets
-from omr_core.convert import clean_leftovers
+from omr_core.audit.convert import clean_leftovers
+from omr_core.datasets.discovery import find_datasets
 from omr_core.datasets.yolo import read_data_yaml
 from tests.conftest import REAL_SAMPLE, REPO
 from tests.hardening.fuzzlib import tree_files

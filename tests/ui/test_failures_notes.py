@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from omr_core.review.evaluate_notes import load_notes
-from tests.core.review.test_evaluate_notes import engraved_evaluation
+from omr_core.evaluation.notes import load_notes
+from tests.core.evaluation.test_notes import engraved_evaluation
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from omr_core.review.evaluate import evaluate
-from tests.core.review.test_evaluate_fixture import NAMES, TrainedRun, install_run, trained_run
+from omr_core.evaluation.evaluate import evaluate
+from tests.core.evaluation.trained_fixture import NAMES, TrainedRun, install_run, trained_run
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")

@@ -13,12 +13,13 @@ import pytest
 
 from omr_core.cli import main as cli_main
 from omr_core.datasets.synth import synth_dataset
+from omr_core.evaluation.notes_score import notes_read_right
+from omr_core.evaluation.reading_bench import BOTH_TARGET, PITCH_TARGET, bench_reading
+from omr_core.review.annotated_page import duration_quarter_length, load_deepscores_page
 from omr_core.review.images import load_page
 from omr_core.review.musicxml import check_musicxml, midi_bytes, musicxml_bytes
 from omr_core.review.reading import Glyph, read_page
-from omr_core.review.reading_benchmark import BOTH_TARGET, PITCH_TARGET, bench_reading
 from omr_core.review.reading_pipeline import read_deepscores_page, read_review
-from omr_core.review.reading_truth import duration_quarter_length, load_deepscores_page, notes_read_right
 from omr_core.review.staff import Staff
 
 SEED = 31  # not a seed the reader was written against

@@ -6,9 +6,10 @@ import orjson
 import pytest
 
 from omr_core.datasets.synth import synth_dataset
+from omr_core.evaluation.notes_score import notes_read_right
+from omr_core.review.annotated_page import DeepScoresPage, load_deepscores_page
 from omr_core.review.images import load_page
 from omr_core.review.reading_pipeline import read_review
-from omr_core.review.reading_truth import DeepScoresPage, load_deepscores_page, notes_read_right
 
 SEED = 37  # not a seed the reader was written against
 
@@ -135,9 +136,9 @@ def test_a_tuplet_number_without_bracket_or_beam_boxes_spans_the_notes_under_it(
 def test_the_benchmark_detector_runs_the_model_as_trained(pages: list[DeepScoresPage]) -> None:
     """`omr bench read --model` must read the same detections as Review a score: tiled the way the shipped model
     was trained (640 px tiles at imgsz 320), not the whole page at imgsz 1024."""
+    from omr_core.evaluation.reading_bench import model_detector
     from omr_core.review.inference import load_model
     from omr_core.review.pipeline import review_page
-    from omr_core.review.reading_benchmark import model_detector
     from omr_core.workspace import REPO_ROOT
 
     weights = REPO_ROOT / "models" / "reading-v2.pt"
@@ -152,7 +153,7 @@ def test_the_benchmark_detector_runs_the_model_as_trained(pages: list[DeepScores
 def test_each_wrong_note_is_explained_by_the_symbol_that_made_it_wrong(pages: list[DeepScoresPage]) -> None:
     """Detections = the page's own symbols minus one sharp and one bass clef: the notes they held are wrong, and
     the substitution says why (missed accidental, missed clef); nothing else is wrong."""
-    from omr_core.review.reading_causes import explain_wrong_notes
+    from omr_core.evaluation.note_causes import explain_wrong_notes
     from omr_core.review.reading_pipeline import read_symbols
 
     page = max(pages, key=lambda p: sum(g.name.startswith("accidental") for g in p.glyphs))

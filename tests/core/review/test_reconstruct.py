@@ -165,7 +165,7 @@ def test_empty_notehead_list_gives_staves_only() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("degrade", ["none", "scan"])
 def test_engraved_pages_meet_the_targets(degrade: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from omr_core.review.benchmark import bench_reconstruct
+    from omr_core.evaluation.reconstruct_bench import bench_reconstruct
 
     rep = bench_reconstruct(engraved(tmp_path_factory.getbasetemp() / "recon-engraved", degrade))
     assert rep.stems.gt > 50 and rep.ledgers.gt > 5

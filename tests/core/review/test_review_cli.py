@@ -162,13 +162,3 @@ def test_bench_reconstruct_on_engraved_pages(tmp_path_factory: pytest.TempPathFa
     d = json.loads(out.read_text())
     assert rc == (0 if all(r["ok"] for r in d["rows"]) else 1)
     assert d["pages"] and all(p["staves_found"] == p["staves_gt"] for p in d["pages"])
-
-
-def test_bench_all_collects_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "bench_ok.py").write_text("def main():\n    return [{'figure': 'x', 'value': 1, 'target': '<= 2', 'ok': True}]\n")
-    (tmp_path / "bench_broken.py").write_text("def main():\n    raise RuntimeError('boom')\n")
-    (tmp_path / "helper.py").write_text("raise SystemExit('never imported')\n")
-    assert main(["bench", "all", "--dir", str(tmp_path)]) == 1
-    out = capsys.readouterr().out
-    assert "| bench_ok | x | 1 | <= 2 | pass |" in out and "| bench_broken | run | exit status 1 | runs | FAIL |" in out
-    assert "helper" not in out

@@ -102,7 +102,7 @@ def test_tiny_image_is_refused() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("degrade", ["none", "scan"])
 def test_engraved_pages_staff_count_and_line_error(degrade: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from omr_core.review.benchmark import bench_reconstruct
+    from omr_core.evaluation.reconstruct_bench import bench_reconstruct
 
     root = tmp_path_factory.getbasetemp() / "recon-engraved"
     rep = bench_reconstruct(engraved(root, degrade))
@@ -156,7 +156,7 @@ def test_close_staves_are_all_kept(gap: float) -> None:
 @pytest.mark.parametrize("degrade", ["none", "scan"])
 def test_dense_engraved_pages_find_every_staff(degrade: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     # `omr synth --layout dense`: 15-35 small staves on a large page, packed as closely as their notes allow.
-    from omr_core.review.benchmark import bench_reconstruct
+    from omr_core.evaluation.reconstruct_bench import bench_reconstruct
 
     root = tmp_path_factory.getbasetemp() / "recon-dense"
     rep = bench_reconstruct(engraved(root, degrade, pages=3, seed=3, scale=1.0, layout="dense"))
