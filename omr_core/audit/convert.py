@@ -534,19 +534,8 @@ def convert(
             )
         counts = {n: int(done.counts[j]) for j, n in enumerate(plan.kept)}
         fc = _write_metadata(tmp, ds, plan, stats, counts, fixes, done, opts, override)
-        ver = verify_output(
-            tmp,
-            plan,
-            expected=counts,
-            expected_files=done.expected_files,
-            source_counts=None if opts.tile else {n: src_counts.get(n, 0) - kept.dropped[n] for n in plan.kept},
-        )
-        if progress is not None:
-            progress(pages.n + 1, pages.n + 1)
-        for line in ver.lines:
-            say("verify " + line)
-        if not ver.ok:
-            raise ConvertError("verification of the written dataset failed:\n  " + "\n  ".join(ver.lines))
+        source_counts = None if opts.tile else {n: src_counts.get(n, 0) - kept.dropped[n] for n in plan.kept}
+        ver = _verify_written(tmp, plan, counts, done, source_counts, say, progress, pages.n + 1)
         mode = "+".join(sorted(done.modes))
         say(f"images: {mode}; {sum(done.split_images.values())} images in {', '.join(f'{k} {v}' for k, v in done.split_images.items())}")
         say(f"wrote {int(done.counts.sum())} labels in {time.perf_counter() - t0:.1f} s")
@@ -574,6 +563,22 @@ def convert(
         log=tuple(lines),
         forecast=fc,
     )
+
+
+def _verify_written(
+    tmp: Path, plan: ExclusionPlan, counts: dict[str, int], done: _Written, source_counts: dict[str, int] | None,
+    say: Log, progress: Progress | None, steps: int,
+) -> Verification:
+    """Verify the dataset written to ``tmp`` (the last of ``steps`` progress steps) and log every check; refuse it
+    when a check failed."""
+    ver = verify_output(tmp, plan, expected=counts, expected_files=done.expected_files, source_counts=source_counts)
+    if progress is not None:
+        progress(steps, steps)
+    for line in ver.lines:
+        say("verify " + line)
+    if not ver.ok:
+        raise ConvertError("verification of the written dataset failed:\n  " + "\n  ".join(ver.lines))
+    return ver
 
 
 def _check_plan(ds: LoadedDataset, plan: ExclusionPlan, opts: ConvertOptions) -> None:

@@ -491,14 +491,7 @@ def evaluate(
     names = tuple(str(metrics.names[i]) for i in range(len(metrics.names)))
     table = per_class_table(metrics, names)
     images, gt, preds = frames(capture, dataset_root(data_p))
-    box = metrics.box
-    curves: dict[str, np.ndarray] = {
-        "px": np.asarray(getattr(box, "px", np.linspace(0, 1, 1000)), dtype=np.float32),
-        "class_index": np.asarray(box.ap_class_index, dtype=np.int64),
-        "p": np.asarray(getattr(box, "p_curve", np.zeros((0, 1000))), dtype=np.float32),
-        "r": np.asarray(getattr(box, "r_curve", np.zeros((0, 1000))), dtype=np.float32),
-        "f1": np.asarray(getattr(box, "f1_curve", np.zeros((0, 1000))), dtype=np.float32),
-    }
+    curves = _curves(metrics.box)
     mp, mr, map50, map5095 = (float(x) for x in metrics.box.mean_results())
     ev = Evaluation(
         folder=folder,
@@ -520,9 +513,29 @@ def evaluate(
         summary={"precision": mp, "recall": mr, "map50": map50, "map50_95": map5095},
         warnings=tuple(capture.warnings[:200]),  # one line per batch at most for the NMS limit
     )
+    _write_evaluation(ev, table, curves, images, gt, preds)
+    return ev
+
+
+def _curves(box: Any) -> dict[str, np.ndarray]:
+    """The precision, recall and F1 curves of Ultralytics' box metrics (empty where this version has none)."""
+    return {
+        "px": np.asarray(getattr(box, "px", np.linspace(0, 1, 1000)), dtype=np.float32),
+        "class_index": np.asarray(box.ap_class_index, dtype=np.int64),
+        "p": np.asarray(getattr(box, "p_curve", np.zeros((0, 1000))), dtype=np.float32),
+        "r": np.asarray(getattr(box, "r_curve", np.zeros((0, 1000))), dtype=np.float32),
+        "f1": np.asarray(getattr(box, "f1_curve", np.zeros((0, 1000))), dtype=np.float32),
+    }
+
+
+def _write_evaluation(
+    ev: Evaluation, table: pd.DataFrame, curves: dict[str, np.ndarray], images: pd.DataFrame, gt: pd.DataFrame,
+    preds: pd.DataFrame,
+) -> None:
+    """Write the tables and curves of ``ev`` into its folder, its metadata last (`_write_folder`)."""
     meta = {"format": FORMAT_VERSION, "evaluation": _finite(ev.to_dict())}
     _write_folder(
-        folder,
+        ev.folder,
         {
             PER_CLASS: lambda p: table.to_csv(p, index=False),
             CURVES: lambda p: _save_npz(p, curves),
@@ -532,7 +545,6 @@ def evaluate(
             META: lambda p: p.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8"),
         },
     )
-    return ev
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

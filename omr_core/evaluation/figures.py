@@ -82,11 +82,36 @@ def confusion_figure(
     ys = [i for i in ordered if not hide_empty or m[i, :].sum() > 0] + [nc]
     label = [*names, "background"]
     grp = [*groups, "background"]
-    col_tot = m.sum(0)
-    n = max(len(xs), len(ys))
-    cell = cell or int(np.clip(1100 // max(n, 1), 10, 36))
+    cell = cell or int(np.clip(1100 // max(max(len(xs), len(ys)), 1), 10, 36))
+    fig = go.Figure(_cells_trace(m, xs, ys, label, grp, normalize, cell))
+    font = int(np.clip(cell - 2, 8, 12))
+    longest = max((len(label[c]) for c in (*xs, *ys)), default=10)
+    left = bottom = 40 + 0.62 * font * longest  # room for the longest tick label
+    top, right = 30, 110
+    fig.update_layout(
+        width=int(left + right + len(xs) * cell),
+        height=int(top + bottom + len(ys) * cell),
+        margin=dict(l=int(left), r=right, t=top, b=int(bottom)),
+        shapes=_group_separators(xs, ys, grp, nc, by_group=order == "group"),
+        plot_bgcolor="white",
+        clickmode="event+select",
+        dragmode="select",
+        xaxis={**_class_axis(xs, label, font), "title": "true class", "tickangle": -90},
+        yaxis={**_class_axis(ys, label, font), "title": "predicted class", "range": [len(ys) - 0.5, -0.5]},  # first on top
+    )
+    return fig
+
+
+def _cells_trace(
+    m: np.ndarray, xs: list[int], ys: list[int], label: list[str], grp: list[str], normalize: bool, cell: int
+) -> go.Scatter:
+    """One square marker per non-empty cell of ``m`` on the ``xs`` x ``ys`` grid (the empty background cell left out)."""
+    import plotly.graph_objects as go
+
+    nc = len(label) - 1
     xpos = {c: k for k, c in enumerate(xs)}
     ypos = {c: k for k, c in enumerate(ys)}
+    col_tot = m.sum(0)
     pi, ti = np.nonzero(m)
     keep = [(p, t) for p, t in zip(pi.tolist(), ti.tolist()) if p in ypos and t in xpos and not (p == nc and t == nc)]
     cnt = np.array([m[p, t] for p, t in keep])
@@ -97,83 +122,63 @@ def confusion_figure(
     kind = [
         "correct" if p == t else "missed" if p == nc else "false detection" if t == nc else "wrong class" for p, t in keep
     ]
-    fig = go.Figure(
-        go.Scatter(
-            x=[xpos[t] for _, t in keep],
-            y=[ypos[p] for p, _ in keep],
-            mode="markers",
-            marker=dict(
-                symbol="square",
-                size=max(3, cell - 1),
-                color=color,
-                colorscale="Viridis" if normalize else "YlOrRd",
-                cmin=0,
-                cmax=cmax,
-                line=dict(width=0),
-                # The title beside the bar, not above it: on a short matrix a title on top sat over the tick labels.
-                colorbar=dict(
-                    title=dict(text="share of true class" if normalize else "cases", side="right"),
-                    tickvals=None if normalize else [np.log10(v + 1) for v, _ in ticks],
-                    ticktext=None if normalize else [t for _, t in ticks],
-                    len=1.0,
-                    lenmode="fraction",
-                ),
+    return go.Scatter(
+        x=[xpos[t] for _, t in keep],
+        y=[ypos[p] for p, _ in keep],
+        mode="markers",
+        marker=dict(
+            symbol="square",
+            size=max(3, cell - 1),
+            color=color,
+            colorscale="Viridis" if normalize else "YlOrRd",
+            cmin=0,
+            cmax=cmax,
+            line=dict(width=0),
+            # The title beside the bar, not above it: on a short matrix a title on top sat over the tick labels.
+            colorbar=dict(
+                title=dict(text="share of true class" if normalize else "cases", side="right"),
+                tickvals=None if normalize else [np.log10(v + 1) for v, _ in ticks],
+                ticktext=None if normalize else [t for _, t in ticks],
+                len=1.0,
+                lenmode="fraction",
             ),
-            customdata=[[int(p), int(t), int(m[p, t])] for p, t in keep],  # a plain list: typed arrays come back as objects
-            text=[
-                f"true: {label[t]} ({grp[t]})<br>predicted: {label[p]} ({grp[p]})<br>{kind[k]}: {int(cnt[k])}"
-                f" ({share[k]:.0%} of true {label[t]})"
-                for k, (p, t) in enumerate(keep)
-            ],
-            hovertemplate="%{text}<extra></extra>",
-        )
+        ),
+        customdata=[[int(p), int(t), int(m[p, t])] for p, t in keep],  # a plain list: typed arrays come back as objects
+        text=[
+            f"true: {label[t]} ({grp[t]})<br>predicted: {label[p]} ({grp[p]})<br>{kind[k]}: {int(cnt[k])}"
+            f" ({share[k]:.0%} of true {label[t]})"
+            for k, (p, t) in enumerate(keep)
+        ],
+        hovertemplate="%{text}<extra></extra>",
     )
-    # Separators between class groups help reading 136 classes.
+
+
+def _group_separators(xs: list[int], ys: list[int], grp: list[str], nc: int, *, by_group: bool) -> list[dict[str, Any]]:
+    """Lines between class groups (when ordered by group) and before background: they help reading 136 classes."""
     shapes = []
     for axis, seq in (("x", xs), ("y", ys)):
         for k in range(1, len(seq)):
-            if (order == "group" and grp[seq[k]] != grp[seq[k - 1]]) or seq[k] == nc:
+            if (by_group and grp[seq[k]] != grp[seq[k - 1]]) or seq[k] == nc:
                 pos = k - 0.5
                 line = dict(color="rgba(0,0,0,0.25)", width=1)
                 if axis == "x":
                     shapes.append(dict(type="line", x0=pos, x1=pos, y0=-0.5, y1=len(ys) - 0.5, line=line, layer="below"))
                 else:
                     shapes.append(dict(type="line", y0=pos, y1=pos, x0=-0.5, x1=len(xs) - 0.5, line=line, layer="below"))
-    font = int(np.clip(cell - 2, 8, 12))
-    longest = max((len(label[c]) for c in (*xs, *ys)), default=10)
-    left = bottom = 40 + 0.62 * font * longest  # room for the longest tick label
-    top, right = 30, 110
-    fig.update_layout(
-        width=int(left + right + len(xs) * cell),
-        height=int(top + bottom + len(ys) * cell),
-        margin=dict(l=int(left), r=right, t=top, b=int(bottom)),
-        shapes=shapes,
-        plot_bgcolor="white",
-        clickmode="event+select",
-        dragmode="select",
-        xaxis=dict(
-            title="true class",
-            tickmode="array",
-            tickvals=list(range(len(xs))),
-            ticktext=[label[c] for c in xs],
-            tickangle=-90,
-            tickfont=dict(size=font),
-            range=[-0.5, len(xs) - 0.5],
-            showgrid=False,
-            zeroline=False,
-        ),
-        yaxis=dict(
-            title="predicted class",
-            tickmode="array",
-            tickvals=list(range(len(ys))),
-            ticktext=[label[c] for c in ys],
-            tickfont=dict(size=font),
-            range=[len(ys) - 0.5, -0.5],
-            showgrid=False,
-            zeroline=False,
-        ),
+    return shapes
+
+
+def _class_axis(seq: list[int], label: list[str], font: int) -> dict[str, Any]:
+    """An axis with one tick per class in ``seq``, first class first."""
+    return dict(
+        tickmode="array",
+        tickvals=list(range(len(seq))),
+        ticktext=[label[c] for c in seq],
+        tickfont=dict(size=font),
+        range=[-0.5, len(seq) - 0.5],
+        showgrid=False,
+        zeroline=False,
     )
-    return fig
 
 
 def per_class_figure(per_class: pd.DataFrame, metric: str = "ap50_95") -> go.Figure:

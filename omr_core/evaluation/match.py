@@ -114,17 +114,33 @@ def classify(
     Returns:
         Column arrays (without ``image_id``) for every TP, FN and FP of the image.
     """
-    g = len(gt_cls)
     keep = pred_conf >= conf
     claimer_conf = np.where(gt_pred >= 0, pred_conf[np.maximum(gt_pred, 0)] if len(pred_conf) else 0.0, np.nan)
     gt_hit = (gt_pred >= 0) & (claimer_conf >= conf)
-    rows: dict[str, list[np.ndarray]] = {c: [] for c in CASE_COLUMNS if c != "image_id"}
-    nan4 = np.full(4, np.nan)
+    rows = _CaseRows()
+    _true_positives(rows, gt_cls, gt_box, pred_cls, pred_conf, pred_box, np.flatnonzero(keep & (pred_gt >= 0)), pred_gt)
+    # False positives, in descending confidence so the strongest wrong-class box pairs with a missed object first.
+    fp = np.flatnonzero(keep & (pred_gt < 0))
+    fp = fp[np.argsort(-pred_conf[fp], kind="stable")]
+    paired = _false_positives(rows, gt_cls, gt_box, pred_cls, pred_conf, pred_box, fp, gt_hit, iou, loc_iou)
+    _missed(rows, gt_cls, gt_box, pred_cls, pred_conf, pred_box, fp, np.flatnonzero(~gt_hit), paired, claimer_conf)
+    return rows.arrays()
 
-    def add(kind: str, n: int, cls: np.ndarray, true_cls: np.ndarray, pred_c: np.ndarray, cf: np.ndarray,
+
+_NAN4 = np.full(4, np.nan)
+
+
+class _CaseRows:
+    """The columns of a cases table (without ``image_id``), gathered a block of one kind at a time."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[np.ndarray]] = {c: [] for c in CASE_COLUMNS if c != "image_id"}
+
+    def add(self, kind: str, n: int, cls: np.ndarray, true_cls: np.ndarray, pred_c: np.ndarray, cf: np.ndarray,
             ious: np.ndarray, below: np.ndarray, gbox: np.ndarray, pbox: np.ndarray) -> None:
         if not n:
             return
+        rows = self.rows
         rows["kind"].append(np.full(n, kind, dtype=object))
         rows["cls"].append(cls)
         rows["true_cls"].append(true_cls)
@@ -137,73 +153,98 @@ def classify(
         for i, c in enumerate(("px0", "py0", "px1", "py1")):
             rows[c].append(pbox[:, i])
 
-    # True positives.
-    tp = np.flatnonzero(keep & (pred_gt >= 0))
-    if len(tp):
-        tk = pred_gt[tp]
-        tiou = box_iou(gt_box[tk], pred_box[tp])[np.arange(len(tp)), np.arange(len(tp))]
-        nan = np.full(len(tp), np.nan)
-        add("tp", len(tp), pred_cls[tp], gt_cls[tk], pred_cls[tp], pred_conf[tp], tiou, nan, gt_box[tk], pred_box[tp])
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {c: (np.concatenate(v) if v else np.zeros(0)) for c, v in self.rows.items()}
 
-    # False positives, in descending confidence so the strongest wrong-class box pairs with a missed object first.
-    fp = np.flatnonzero(keep & (pred_gt < 0))
-    fp = fp[np.argsort(-pred_conf[fp], kind="stable")]
-    paired = np.full(g, -1, dtype=np.int64)  # missed object -> wrong-class prediction covering it
-    if len(fp):
-        ious = box_iou(gt_box, pred_box[fp])  # (G, F)
-        same = gt_cls[:, None] == pred_cls[fp][None, :] if g else np.zeros((0, len(fp)), dtype=bool)
-        kinds = np.empty(len(fp), dtype=object)
-        gt_of = np.full(len(fp), -1, dtype=np.int64)
-        best = np.zeros(len(fp))
-        for f in range(len(fp)):
-            col = ious[:, f]
-            if not g:
-                kinds[f] = "fp_bg"
-                continue
-            s = np.where(same[:, f], col, 0.0)
-            o = np.where(~same[:, f], col, 0.0)
-            if s.max() >= iou:  # its object was taken by a stronger detection of the same class
-                gi = int(s.argmax())
-                kinds[f], gt_of[f], best[f] = "fp_dup", gi, s[gi]
-            elif o.max() >= iou:
-                # Prefer a missed object nobody has paired yet, so the confusion pairs each miss with one box.
-                free = np.where((~gt_hit) & (paired < 0), o, 0.0)
-                gi = int(free.argmax()) if free.max() >= iou else int(o.argmax())
-                if free.max() >= iou:
-                    paired[gi] = f
-                kinds[f], gt_of[f], best[f] = "fp_class", gi, o[gi]
-            elif s.max() >= loc_iou:
-                gi = int(s.argmax())
-                kinds[f], gt_of[f], best[f] = "fp_loc", gi, s[gi]
-            else:
-                gi = int(col.argmax())
-                kinds[f], best[f] = "fp_bg", col[gi]
-        for kind in ("fp_class", "fp_loc", "fp_dup", "fp_bg"):
-            sel = np.flatnonzero(kinds == kind)
-            if not len(sel):
-                continue
-            pj = fp[sel]
-            gk = gt_of[sel]
-            has = gk >= 0
-            true_cls = np.where(has, gt_cls[np.maximum(gk, 0)] if g else BACKGROUND, BACKGROUND)
-            gbox = np.where(has[:, None], gt_box[np.maximum(gk, 0)] if g else nan4, nan4)
-            n = len(sel)
-            add(kind, n, pred_cls[pj], true_cls, pred_cls[pj], pred_conf[pj], best[sel], np.full(n, np.nan), gbox, pred_box[pj])
 
-    # Missed ground truth; a miss covered by a wrong-class box names that class, a miss found only below the
-    # threshold keeps the confidence it had (the threshold threw it away).
-    fn = np.flatnonzero(~gt_hit)
-    if len(fn):
-        pj = paired[fn]
-        has_pair = pj >= 0
-        pidx = np.where(has_pair, fp[np.maximum(pj, 0)] if len(fp) else 0, 0)
-        pred_c = np.where(has_pair, pred_cls[pidx] if len(pred_cls) else BACKGROUND, BACKGROUND)
-        cf = np.where(has_pair, pred_conf[pidx] if len(pred_conf) else np.nan, np.nan)
-        pb = np.where(has_pair[:, None], pred_box[pidx] if len(pred_box) else nan4, nan4)
-        pi = np.where(has_pair, box_iou(gt_box[fn], pred_box[pidx])[np.arange(len(fn)), np.arange(len(fn))] if len(pred_box) else np.nan, np.nan)
-        add("fn", len(fn), gt_cls[fn], gt_cls[fn], pred_c, cf, pi, claimer_conf[fn], gt_box[fn], pb)
+def _true_positives(rows: _CaseRows, gt_cls: np.ndarray, gt_box: np.ndarray, pred_cls: np.ndarray,
+                    pred_conf: np.ndarray, pred_box: np.ndarray, tp: np.ndarray, pred_gt: np.ndarray) -> None:
+    """The kept predictions that claimed an object, with the IoU of their claim."""
+    if not len(tp):
+        return
+    tk = pred_gt[tp]
+    tiou = box_iou(gt_box[tk], pred_box[tp])[np.arange(len(tp)), np.arange(len(tp))]
+    nan = np.full(len(tp), np.nan)
+    rows.add("tp", len(tp), pred_cls[tp], gt_cls[tk], pred_cls[tp], pred_conf[tp], tiou, nan, gt_box[tk], pred_box[tp])
 
-    return {c: (np.concatenate(v) if v else np.zeros(0)) for c, v in rows.items()}
+
+def _fp_kinds(gt_cls: np.ndarray, gt_box: np.ndarray, pred_cls: np.ndarray, pred_box: np.ndarray, fp: np.ndarray,
+              gt_hit: np.ndarray, iou: float, loc_iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kind, object (-1: none) and IoU of each unmatched prediction ``fp`` (strongest first), and the pairing.
+
+    Returns:
+        ``(kinds, gt_of, best, paired)``; ``paired`` maps each missed object to the wrong-class prediction (a position
+        in ``fp``) covering it, -1 where none does.
+    """
+    g = len(gt_cls)
+    paired = np.full(g, -1, dtype=np.int64)
+    kinds = np.empty(len(fp), dtype=object)
+    gt_of = np.full(len(fp), -1, dtype=np.int64)
+    best = np.zeros(len(fp))
+    if not len(fp):
+        return kinds, gt_of, best, paired
+    ious = box_iou(gt_box, pred_box[fp])  # (G, F)
+    same = gt_cls[:, None] == pred_cls[fp][None, :] if g else np.zeros((0, len(fp)), dtype=bool)
+    for f in range(len(fp)):
+        col = ious[:, f]
+        if not g:
+            kinds[f] = "fp_bg"
+            continue
+        s = np.where(same[:, f], col, 0.0)
+        o = np.where(~same[:, f], col, 0.0)
+        if s.max() >= iou:  # its object was taken by a stronger detection of the same class
+            gi = int(s.argmax())
+            kinds[f], gt_of[f], best[f] = "fp_dup", gi, s[gi]
+        elif o.max() >= iou:
+            # Prefer a missed object nobody has paired yet, so the confusion pairs each miss with one box.
+            free = np.where((~gt_hit) & (paired < 0), o, 0.0)
+            gi = int(free.argmax()) if free.max() >= iou else int(o.argmax())
+            if free.max() >= iou:
+                paired[gi] = f
+            kinds[f], gt_of[f], best[f] = "fp_class", gi, o[gi]
+        elif s.max() >= loc_iou:
+            gi = int(s.argmax())
+            kinds[f], gt_of[f], best[f] = "fp_loc", gi, s[gi]
+        else:
+            gi = int(col.argmax())
+            kinds[f], best[f] = "fp_bg", col[gi]
+    return kinds, gt_of, best, paired
+
+
+def _false_positives(rows: _CaseRows, gt_cls: np.ndarray, gt_box: np.ndarray, pred_cls: np.ndarray,
+                     pred_conf: np.ndarray, pred_box: np.ndarray, fp: np.ndarray, gt_hit: np.ndarray, iou: float,
+                     loc_iou: float) -> np.ndarray:
+    """The kept predictions that claimed nothing, by kind; returns the pairing of missed objects (`_fp_kinds`)."""
+    g = len(gt_cls)
+    kinds, gt_of, best, paired = _fp_kinds(gt_cls, gt_box, pred_cls, pred_box, fp, gt_hit, iou, loc_iou)
+    for kind in ("fp_class", "fp_loc", "fp_dup", "fp_bg"):
+        sel = np.flatnonzero(kinds == kind)
+        if not len(sel):
+            continue
+        pj = fp[sel]
+        gk = gt_of[sel]
+        has = gk >= 0
+        true_cls = np.where(has, gt_cls[np.maximum(gk, 0)] if g else BACKGROUND, BACKGROUND)
+        gbox = np.where(has[:, None], gt_box[np.maximum(gk, 0)] if g else _NAN4, _NAN4)
+        n = len(sel)
+        rows.add(kind, n, pred_cls[pj], true_cls, pred_cls[pj], pred_conf[pj], best[sel], np.full(n, np.nan), gbox, pred_box[pj])
+    return paired
+
+
+def _missed(rows: _CaseRows, gt_cls: np.ndarray, gt_box: np.ndarray, pred_cls: np.ndarray, pred_conf: np.ndarray,
+            pred_box: np.ndarray, fp: np.ndarray, fn: np.ndarray, paired: np.ndarray, claimer_conf: np.ndarray) -> None:
+    """Missed ground truth; a miss covered by a wrong-class box names that class, a miss found only below the
+    threshold keeps the confidence it had (the threshold threw it away)."""
+    if not len(fn):
+        return
+    pj = paired[fn]
+    has_pair = pj >= 0
+    pidx = np.where(has_pair, fp[np.maximum(pj, 0)] if len(fp) else 0, 0)
+    pred_c = np.where(has_pair, pred_cls[pidx] if len(pred_cls) else BACKGROUND, BACKGROUND)
+    cf = np.where(has_pair, pred_conf[pidx] if len(pred_conf) else np.nan, np.nan)
+    pb = np.where(has_pair[:, None], pred_box[pidx] if len(pred_box) else _NAN4, _NAN4)
+    pi = np.where(has_pair, box_iou(gt_box[fn], pred_box[pidx])[np.arange(len(fn)), np.arange(len(fn))] if len(pred_box) else np.nan, np.nan)
+    rows.add("fn", len(fn), gt_cls[fn], gt_cls[fn], pred_c, cf, pi, claimer_conf[fn], gt_box[fn], pb)
 
 
 def _bounds(ids: np.ndarray, n_images: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from omr_core.classes import GROUPS, class_table
 from omr_core.evaluation.figures import class_order, compare_figure, confusion_figure, per_class_figure
@@ -76,3 +77,35 @@ def test_colour_bar_title_stays_clear_of_its_ticks() -> None:
     assert bar.title.side == "right" and bar.title.text == "cases"
     assert list(bar.ticktext) == ["1", "10"]  # only ticks inside the colour range (log10(13) ~ 1.11)
     assert confusion_figure(m, names, groups, normalize=True).data[0].marker.colorbar.title.side == "right"
+
+
+def test_confusion_figure_cell_by_cell() -> None:
+    # A 3-class matrix drawn whole: where each square sits, what it carries and says, the separators and the size.
+    names, groups = ["a", "b", "c"], ["rests", "clefs", "clefs"]
+    m = np.zeros((4, 4), dtype=np.int64)
+    m[0, 0], m[1, 2], m[3, 1], m[2, 2], m[0, 3] = 5, 7, 2, 9, 3
+    fig = confusion_figure(m, names, groups)
+    tr = fig.data[0]
+    assert list(fig.layout.xaxis.ticktext) == list(fig.layout.yaxis.ticktext) == ["b", "c", "a", "background"]
+    assert [list(c) for c in tr.customdata] == [[0, 0, 5], [0, 3, 3], [1, 2, 7], [2, 2, 9], [3, 1, 2]]
+    assert list(tr.x) == [2, 3, 1, 1, 0] and list(tr.y) == [2, 2, 0, 1, 3]
+    assert list(tr.marker.color) == pytest.approx(np.log10(np.array([5, 3, 7, 9, 2]) + 1))
+    assert tr.marker.cmax == 1.0 and tr.marker.size == 35
+    assert list(tr.text) == [
+        "true: a (rests)<br>predicted: a (rests)<br>correct: 5 (100% of true a)",
+        "true: background (background)<br>predicted: a (rests)<br>false detection: 3 (100% of true background)",
+        "true: c (clefs)<br>predicted: b (clefs)<br>wrong class: 7 (44% of true c)",
+        "true: c (clefs)<br>predicted: c (clefs)<br>correct: 9 (56% of true c)",
+        "true: b (clefs)<br>predicted: background (background)<br>missed: 2 (100% of true b)",
+    ]
+    # Separators after the clefs (x and y at 1.5) and before background (2.5).
+    assert [(s.x0, s.x1, s.y0, s.y1) for s in fig.layout.shapes] == [
+        (1.5, 1.5, -0.5, 3.5), (2.5, 2.5, -0.5, 3.5), (-0.5, 3.5, 1.5, 1.5), (-0.5, 3.5, 2.5, 2.5)]  # fmt: skip
+    assert (fig.layout.width, fig.layout.height) == (368, 288)
+    assert (fig.layout.margin.l, fig.layout.margin.b, fig.layout.margin.r, fig.layout.margin.t) == (114, 114, 110, 30)
+    by_index = confusion_figure(m, names, groups, normalize=True, order="index")
+    tr = by_index.data[0]
+    assert list(by_index.layout.xaxis.ticktext) == ["a", "b", "c", "background"]
+    assert list(tr.x) == [0, 3, 2, 2, 1] and list(tr.y) == [0, 0, 1, 2, 3]
+    assert list(tr.marker.color) == pytest.approx([1.0, 1.0, 7 / 16, 9 / 16, 1.0])
+    assert [(s.x0, s.y0) for s in by_index.layout.shapes] == [(2.5, -0.5), (-0.5, 2.5)]  # background only: no groups

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from omr_core.evaluation.match import (
+    CASE_COLUMNS,
     box_iou,
     cell_cases,
     claim,
@@ -127,3 +128,32 @@ def test_empty_inputs() -> None:
     c = match_cases(_gt([]), _pr([(1, 0, 0.9, 0, 0, 5, 5)]), 2, 0.25)
     assert c["kind"].astype(str).tolist() == ["fp_bg"] and c["image_id"].tolist() == [1]
     assert len(match_cases(_gt([]), _pr([]), 3, 0.25)) == 0
+
+
+def test_cases_table_row_by_row() -> None:
+    # Every column of every row, in the order the table comes in: pins how `classify` sorts an image into kinds
+    # (a second same-class box on a wrong-class object is poor localisation, not a second wrong class).
+    gt = _gt([(0, 0, 0, 0, 10, 10), (0, 1, 50, 50, 60, 60), (0, 0, 100, 100, 110, 110), (0, 2, 200, 0, 210, 10),
+              (1, 1, 0, 0, 10, 10)])  # fmt: skip
+    pr = _pr([(0, 0, 0.9, 0, 0, 10, 10), (0, 0, 0.8, 0, 0, 10, 9), (0, 2, 0.7, 50, 50, 60, 60),
+              (0, 0, 0.6, 104, 104, 114, 114), (0, 2, 0.1, 200, 0, 210, 10), (0, 1, 0.5, 300, 300, 310, 310),
+              (0, 1, 0.4, 52, 52, 62, 62)])  # fmt: skip
+    cases = match_cases(gt, pr, 2, conf=0.25)
+    nan = np.nan
+    expected = [  # image, kind, cls, true, pred, conf, iou, below_conf, g box, p box
+        (0, "tp", 0, 0, 0, 0.9, 1.0, nan, 0, 0, 10, 10, 0, 0, 10, 10),
+        (0, "fp_class", 2, 1, 2, 0.7, 1.0, nan, 50, 50, 60, 60, 50, 50, 60, 60),
+        (0, "fp_loc", 0, 0, 0, 0.6, 36 / 164, nan, 100, 100, 110, 110, 104, 104, 114, 114),
+        (0, "fp_loc", 1, 1, 1, 0.4, 64 / 136, nan, 50, 50, 60, 60, 52, 52, 62, 62),
+        (0, "fp_dup", 0, 0, 0, 0.8, 0.9, nan, 0, 0, 10, 10, 0, 0, 10, 9),
+        (0, "fp_bg", 1, -1, 1, 0.5, 0.0, nan, nan, nan, nan, nan, 300, 300, 310, 310),
+        (0, "fn", 1, 1, 2, 0.7, 1.0, nan, 50, 50, 60, 60, 50, 50, 60, 60),
+        (0, "fn", 0, 0, -1, nan, nan, nan, 100, 100, 110, 110, nan, nan, nan, nan),
+        (0, "fn", 2, 2, -1, nan, nan, 0.1, 200, 0, 210, 10, nan, nan, nan, nan),
+        (1, "fn", 1, 1, -1, nan, nan, nan, 0, 0, 10, 10, nan, nan, nan, nan),
+    ]
+    assert list(cases.columns) == list(CASE_COLUMNS)
+    assert cases["kind"].astype(str).tolist() == [r[1] for r in expected]
+    got = cases.drop(columns="kind").to_numpy(dtype=np.float64)
+    want = np.array([[r[0], *r[2:]] for r in expected], dtype=np.float64)
+    np.testing.assert_allclose(got, want, atol=1e-5)  # NaN where NaN
