@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     a = ap.parse_args(argv if argv is not None else [])
     from omr_core.audit.convert import ConvertOptions, convert
     from omr_core.audit.plan import make_plan
-    from omr_core.commands.audit import tqdm_progress
+    from omr_core.commands._progress import progress_bar
     from omr_core.datasets.discovery import load_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="omr-bench-convert-"))
@@ -74,18 +74,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         build_s = time.perf_counter() - t
 
         t0 = time.perf_counter()
-        cb, close = tqdm_progress("reading")
-        try:
+        with progress_bar("reading") as cb:
             ds = load_dataset([js], progress=cb)
-        finally:
-            close()
         t1 = time.perf_counter()
         plan = make_plan(ds.names, EXCLUDE)
-        cb, close = tqdm_progress("converting")
-        try:
+        with progress_bar("converting") as cb:
             rep = convert(ds, tmp / "out", plan, ConvertOptions(imgsz=1024, val_from="split"), progress=cb)
-        finally:
-            close()
         t2 = time.perf_counter()
         rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         pages, anns = len(ds.data.images), len(ds.data.annotations)

@@ -22,19 +22,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+from omr_core.evaluation.model_bench import engrave_heldout  # noqa: E402
 from omr_core.evaluation.reading_bench import bench_reading, model_detector  # noqa: E402
 from omr_core.evaluation.reconstruct_bench import format_rows  # noqa: E402
 
 REFERENCE = HERE.parent / "models" / "reading-v2.pt"
-
-
-def _engrave(root: Path, degrade: str, pages: int, seed: int) -> Path:
-    from omr_core.datasets.synth import synth_dataset
-
-    out = root / f"read-{degrade}-s{seed}-{pages}"
-    if not (out / "deepscores_test.json").is_file():
-        synth_dataset(out, pages=pages, seed=seed, test_fraction=0.5, degrade=degrade, overwrite=True, workers=1)
-    return out / "deepscores_test.json"
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -57,7 +49,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     detector = model_detector(args.model) if not args.no_model else None
     try:
         for degrade in ("none", "scan"):
-            test_json = _engrave(root, degrade, args.pages, args.seed)
+            test_json = engrave_heldout(root, args.pages, args.seed, degrade, test_fraction=0.5, name="read")
             rep = bench_reading(test_json)
             rows += rep.rows(f"{degrade}, ground truth")
             for p in rep.pages:

@@ -21,30 +21,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+from omr_core.evaluation.model_bench import engrave_heldout  # noqa: E402
 from omr_core.evaluation.reconstruct_bench import bench_reconstruct, format_rows  # noqa: E402
 
 REVIEW_TARGET_S = 2.0
 #: The real DeepScoresV2 sample kept with the tests (annotations only, see tests/data/README.md).
 REAL_SAMPLE = HERE.parent / "tests" / "data" / "deepscores_test_small.json"
-
-
-def _engrave(root: Path, degrade: str, pages: int, seed: int, layout: str = "normal") -> Path:
-    from omr_core.datasets.synth import synth_dataset
-
-    dense = layout == "dense"
-    out = root / (f"{layout}-{degrade}-s{seed}-{pages}" if dense else f"{degrade}-s{seed}-{pages}")
-    if not (out / "deepscores_test.json").is_file():
-        synth_dataset(
-            out,
-            pages=pages,
-            seed=seed,
-            test_fraction=0.99 if dense else 0.5,  # dense pages: every page is a test page
-            degrade=degrade,
-            overwrite=True,
-            workers=1,
-            layout=layout,
-        )
-    return out / "deepscores_test.json"
 
 
 def _review_timing(test_json: Path) -> list[dict[str, Any]]:
@@ -107,12 +89,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     try:
         test_json = None
         for degrade in ("none", "scan"):
-            test_json = _engrave(root, degrade, args.pages, args.seed)
+            test_json = engrave_heldout(root, args.pages, args.seed, degrade, test_fraction=0.5, name="reconstruct")
             rep = bench_reconstruct(test_json)
             for r in rep.rows():
                 rows.append({**r, "figure": f"[{degrade}, {len(rep.pages)} test pages] {r['figure']}"})
         for degrade in ("none", "scan") if args.dense_pages else ():
-            rep = bench_reconstruct(_engrave(root, degrade, args.dense_pages, args.seed, "dense"))
+            # Dense pages: every page is a test page.
+            rep = bench_reconstruct(engrave_heldout(root, args.dense_pages, args.seed, degrade, layout="dense", name="reconstruct"))
             staves = sum(p.staves_gt for p in rep.pages)
             tag = f"[dense {degrade}, {len(rep.pages)} pages, {staves / max(1, len(rep.pages)):.0f} staves/page]"
             for r in rep.rows():

@@ -25,7 +25,7 @@ from dashboard.ui.review import (
 )
 from omr_core.classes import GROUPS
 from omr_core.errors import OmrError
-from omr_core.evaluation.crops import crop_boxes
+from omr_core.evaluation.crops import crop_case
 from omr_core.evaluation.notes_score import notes_read_right
 from omr_core.raster import encode_png
 from omr_core.review.annotated_page import NoteTruth, deepscores_page_from_bytes
@@ -251,7 +251,7 @@ if score is not None and score.wrong:
     with st.expander(f"Notes read wrong ({len(score.wrong)})", expanded=False):
         shown = score.wrong[:48]
         st.image(
-            [crop_boxes(page.gray, w.bbox, min_context=int(3 * reading.staves[0].space) if reading.staves else 48, size=160) for w in shown],
+            [crop_case(page.gray, w.bbox, min_context=int(3 * reading.staves[0].space) if reading.staves else 48, size=160) for w in shown],
             caption=[f"{w.truth_pitch} ({w.truth_quarter_length}) read {w.read_pitch or '—'} ({w.read_quarter_length})" for w in shown],
         )
         if len(score.wrong) > len(shown):

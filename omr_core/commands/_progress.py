@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -32,3 +33,13 @@ def tqdm_progress(
             bar.pop("b").close()
 
     return cb, close
+
+
+@contextmanager
+def progress_bar(desc: str | None = None, *, unit: str = "it", leave: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """`tqdm_progress` for one phase of work: ``with progress_bar("reading") as cb:`` closes the bar however it ends."""
+    cb, close = tqdm_progress(desc, unit=unit, leave=leave)
+    try:
+        yield cb
+    finally:
+        close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import Any
 
-from omr_core.commands._progress import tqdm_progress
+from omr_core.commands._progress import progress_bar
 from omr_core.errors import OmrError
 from omr_core.recipe import READING_PRESET
 
@@ -178,11 +179,8 @@ def run(args: argparse.Namespace) -> int:
     out: dict[str, Any] = {}
     status = 0
     if args.datasets:
-        cb, close = tqdm_progress("reading") if not args.json else (None, lambda: None)
-        try:
+        with progress_bar("reading") if not args.json else contextlib.nullcontext() as cb:  # JSON: no bar on stderr
             ds = load_dataset(args.datasets, images_dir=args.images_dir, progress=cb)
-        finally:
-            close()
         stats = class_stats(ds, args.imgsz)
         plan = plan_from_args(args, ds.names, stats.loc[stats["empty"], "name"].tolist())
         rep = build(ds, plan, imgsz=args.imgsz, batch=args.batch, vram_gb=args.vram_gb, stats=stats)

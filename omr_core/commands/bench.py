@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from omr_core.commands._progress import tqdm_progress
+from omr_core.commands._progress import progress_bar
 from omr_core.errors import OmrError
 
 VERB = "bench"
@@ -58,11 +58,8 @@ def _read(args: argparse.Namespace) -> int:
     from omr_core.evaluation.reconstruct_bench import format_rows
 
     detector = model_detector(args.model) if args.model else None
-    progress, close = tqdm_progress("read", unit="page")
-    try:
+    with progress_bar("read", unit="page") as progress:
         rep = bench_reading(args.dataset, detector=detector, limit=args.limit, progress=progress)
-    finally:
-        close()
     if not rep.pages:
         raise OmrError(f"{args.dataset}: no page with note truth and its image (pages engraved by `omr synth` have both)")
     if args.pages:
@@ -80,11 +77,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
     from omr_core.evaluation.reconstruct_bench import bench_reconstruct, format_rows
     from omr_core.review.pipeline import write_json
 
-    progress, close = tqdm_progress("reconstruct", unit="page")
-    try:
+    with progress_bar("reconstruct", unit="page") as progress:
         rep = bench_reconstruct(args.dataset, args.images, limit=args.limit, progress=progress)
-    finally:
-        close()
     rows = rep.rows()
     if args.pages:
         for p in rep.pages:
@@ -133,11 +127,8 @@ def _model(args: argparse.Namespace) -> int:
     if seed in (101, 202):
         raise OmrError(f"seed {seed} is one the reference model trains on; held-out pages need another seed")
     work = args.work or get_workspace().datasets / "bench-model"
-    progress, close = tqdm_progress("bench model", unit="step")
-    try:
+    with progress_bar("bench model", unit="step") as progress:
         rep = bench_model(args.model, work, pages=args.pages, seed=seed, progress=progress)
-    finally:
-        close()
     print(format_rows(rep.rows()))
     print()
     print(per_class_markdown(rep))

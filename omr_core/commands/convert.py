@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from omr_core.commands._progress import tqdm_progress
+from omr_core.commands._progress import progress_bar
 from omr_core.commands.audit import add_plan_arguments, plan_from_args
 from omr_core.errors import OmrError
 
@@ -60,11 +60,8 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     opts.validate()
-    cb, close = tqdm_progress("reading")
-    try:
+    with progress_bar("reading") as cb:
         ds = load_dataset(sources, images_dir=args.images_dir, progress=cb)
-    finally:
-        close()
     stats = class_stats(ds, args.imgsz or 1024)
     plan = plan_from_args(args, ds.names, stats.loc[stats["empty"], "name"].tolist())
     plan.check()
@@ -82,11 +79,8 @@ def run(args: argparse.Namespace) -> int:
         tiny = [n for n, t in zip(stats["name"], stats["tiny"]) if t and not plan.is_excluded(n)]
         if tiny:
             print(f"warning: median box under 2 px at imgsz {args.imgsz}: {', '.join(tiny)}")
-    cb, close = tqdm_progress("converting")
-    try:
+    with progress_bar("converting") as cb:
         rep = convert(ds, out, plan, opts, progress=cb, log=lambda m: print(m, file=sys.stderr) if m.startswith("critical") else None)
-    finally:
-        close()
     print(format_report(rep))
     return 0
 

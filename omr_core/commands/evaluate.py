@@ -45,12 +45,11 @@ def _f(v: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omr_core.commands._progress import tqdm_progress
+    from omr_core.commands._progress import progress_bar
     from omr_core.evaluation.evaluate import evaluate
     from omr_core.evaluation.report import NO_LABELS, export_evaluation, per_class_export
 
-    progress, close = tqdm_progress("evaluate", unit="batch", leave=True)
-    try:
+    with progress_bar("evaluate", unit="batch", leave=True) as progress:
         ev = evaluate(
             args.model,
             args.data,
@@ -63,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             progress=progress,
         )
-    finally:
-        close()
     files = export_evaluation(ev, ev.folder, conf=args.conf, report=not args.no_report)
     per = per_class_export(ev, args.conf)
     s = ev.summary
@@ -99,14 +96,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _notes(ev: Evaluation, conf: float, pages: int) -> None:
     """Print notes read right next to mAP (pitch, pitch + duration, the commonest causes of wrong notes)."""
-    from omr_core.commands._progress import tqdm_progress
+    from omr_core.commands._progress import progress_bar
     from omr_core.evaluation.notes import evaluate_notes
 
-    progress, close = tqdm_progress("read notes", unit="page", leave=False)
-    try:
+    with progress_bar("read notes", unit="page", leave=False) as progress:
         notes = evaluate_notes(ev, conf, limit=pages, progress=progress)
-    finally:
-        close()
     if notes.message:
         print(f"notes read right: n/a ({notes.message})")
         return

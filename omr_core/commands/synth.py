@@ -39,12 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omr_core.commands._progress import tqdm_progress
+    from omr_core.commands._progress import progress_bar
     from omr_core.datasets.synth import synth_dataset
 
-    progress, close = tqdm_progress("engraving", unit="page", leave=True)
-
-    try:
+    with progress_bar("engraving", unit="page", leave=True) as progress:
         report = synth_dataset(
             args.out,
             args.pages,
@@ -58,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
             renderer=args.renderer,
             layout=args.layout,
         )
-    finally:
-        close()
     rate = report.pages / report.seconds if report.seconds > 0 else 0.0
     print(
         f"wrote {report.pages} pages ({report.train_pages} train, {report.test_pages} test), "

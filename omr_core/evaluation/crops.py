@@ -16,7 +16,7 @@ PRED_COLOR = (220, 30, 30)
 
 
 def crop_case(
-    path: str | os.PathLike[str],
+    page: str | os.PathLike[str] | np.ndarray,
     gt_box: Any = None,
     pred_box: Any = None,
     *,
@@ -27,7 +27,7 @@ def crop_case(
     """An RGB crop around a case, scaled so its longer side is ``size`` pixels.
 
     Args:
-        path: Page image.
+        page: Page image file, or a page already in memory as a grey ``(h, w)`` array.
         gt_box: Ground-truth xyxy box in page pixels (None or NaN: none).
         pred_box: Predicted xyxy box (None or NaN: none).
         context: Margin around the boxes, as a fraction of their size.
@@ -37,21 +37,9 @@ def crop_case(
     Returns:
         ``(h, w, 3)`` uint8 RGB array with the ground truth in green and the prediction in red.
     """
-    return crop_boxes(grey_page(path), gt_box, pred_box, context=context, min_context=min_context, size=size)
-
-
-def crop_boxes(
-    page: np.ndarray,
-    gt_box: Any = None,
-    pred_box: Any = None,
-    *,
-    context: float = 1.0,
-    min_context: int = 24,
-    size: int = 192,
-) -> np.ndarray:
-    """`crop_case` on a page already in memory (a grey ``(h, w)`` array)."""
+    grey = page if isinstance(page, np.ndarray) else grey_page(page)
     return crop_with_boxes(
-        page, [(gt_box, GT_COLOR), (pred_box, PRED_COLOR)], context=context, min_context=min_context, size=size
+        grey, [(gt_box, GT_COLOR), (pred_box, PRED_COLOR)], context=context, min_context=min_context, size=size
     )
 
 

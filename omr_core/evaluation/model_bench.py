@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from omr_core.errors import OmrError
+from omr_core.evaluation.match import box_iou
 from omr_core.evaluation.reconstruct_bench import Counts, score_page
 
 #: Seed of the held-out pages: the reference model trains on seeds 101 and 202 (docs/recipe.md).
@@ -29,19 +30,6 @@ NOTEHEAD_IOU = 0.5
 DEGRADES = ("none", "scan")
 
 Progress = Callable[[int, int], None]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (A, 4) with every box of ``b`` (B, 4), xyxy: shape (A, B)."""
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def notehead_counts(pred: np.ndarray, gt: np.ndarray, iou: float = NOTEHEAD_IOU) -> Counts:
@@ -154,13 +142,29 @@ class ModelBench:
         }
 
 
-def engrave_heldout(root: str | os.PathLike[str], pages: int, seed: int, degrade: str, scale: float = 1.0) -> Path:
-    """Engrave ``pages`` held-out pages (all in the test file) once; returns deepscores_test.json."""
+def engrave_heldout(
+    root: str | os.PathLike[str],
+    pages: int,
+    seed: int,
+    degrade: str,
+    scale: float = 1.0,
+    *,
+    test_fraction: float = 0.99,
+    layout: str = "normal",
+    name: str = "heldout",
+) -> Path:
+    """Engrave ``pages`` held-out pages into a folder of ``root`` named after the arguments, once; returns the path
+    of its deepscores_test.json (with the default ``test_fraction`` every page is a test page).
+
+    The benchmarks engrave their test pages here, so a second run with the same ``root`` reuses them.
+    """
     from omr_core.datasets.synth import synth_dataset
 
-    out = Path(root) / f"heldout-{degrade}-s{seed}-{pages}-x{scale:g}"
+    variant = (f"-{layout}" if layout != "normal" else "") + (f"-t{test_fraction:g}" if test_fraction != 0.99 else "")
+    out = Path(root) / f"{name}-{degrade}-s{seed}-{pages}-x{scale:g}{variant}"
     if not (out / "deepscores_test.json").is_file():
-        synth_dataset(out, pages=pages, seed=seed, test_fraction=0.99, degrade=degrade, overwrite=True, scale=scale)
+        synth_dataset(out, pages=pages, seed=seed, test_fraction=test_fraction, degrade=degrade, overwrite=True,
+                      scale=scale, layout=layout)
     return out / "deepscores_test.json"
 
 

@@ -205,21 +205,19 @@ def review_page(
     tick(1)
     t1 = time.perf_counter()
     heads = parse_noteheads(list(noteheads)) if noteheads is not None else noteheads_from_detections(dets)
+
+    def result(**parts: Any) -> ReviewResult:
+        return ReviewResult(source=source, width=int(gray.shape[1]), height=int(gray.shape[0]), detections=tuple(dets),
+                            noteheads=tuple(heads), messages=tuple(msgs), model=model.info if model else None,
+                            inference=plan, **parts)
+
     try:
         page = detect_staves(gray)
     except NoStaffError as exc:
         msgs.append(str(exc))
         tick(3)
-        return ReviewResult(
-            source=source,
-            width=int(gray.shape[1]),
-            height=int(gray.shape[0]),
-            detections=tuple(dets),
-            noteheads=tuple(heads),
-            messages=tuple(msgs),
+        return result(
             timings={"inference": t1 - t0, "staff": time.perf_counter() - t1, "reconstruct": 0.0, "total": time.perf_counter() - t0},
-            model=model.info if model else None,
-            inference=plan,
         )
     tick(2)
     missed = long_line_warning(page)
@@ -231,20 +229,12 @@ def review_page(
     tick(3)
     if model is not None and not heads and noteheads is None:
         msgs.append("the model found no noteheads at this confidence: no stems or ledger lines were rebuilt")
-    return ReviewResult(
-        source=source,
-        width=int(gray.shape[1]),
-        height=int(gray.shape[0]),
-        detections=tuple(dets),
-        noteheads=tuple(heads),
+    return result(
         staves=rec.staves,
         systems=rec.systems,
         stems=rec.stems,
         ledger_lines=rec.ledger_lines,
-        messages=tuple(msgs),
         timings={"inference": t1 - t0, "staff": t2 - t1, "reconstruct": t3 - t2, "total": t3 - t0},
-        model=model.info if model else None,
-        inference=plan,
     )
 
 

@@ -701,6 +701,24 @@ def _candidate_staves(staves: Sequence[Staff], x: float, y: float, nearest: int)
     return out
 
 
+def _ink_run(col: np.ndarray, start: int, step: int, edge: float, limit: float, reach: int) -> int:
+    """Pixels of ink in ``col`` from ``start`` walking by ``step`` (1-px gaps bridged): at most ``reach`` pixels and
+    never past ``limit``, where ``edge`` (the heads' edge) moves with the walk."""
+    count = 0
+    gap = 0
+    k = 0
+    while 0 <= start + step * k < col.size and k < reach and (edge - k > limit if step < 0 else edge + k < limit):
+        if col[start + step * k]:
+            count = k + 1
+            gap = 0
+        else:
+            gap += 1
+            if gap > 1:
+                break
+        k += 1
+    return count
+
+
 def _ledger_extent(
     ink: np.ndarray,
     lo: float,
@@ -735,30 +753,8 @@ def _ledger_extent(
     # Walk outwards from the heads' edges while the row has ink (1-px gaps bridged).
     li = int(np.floor(lo)) - c0 - 1
     ri = int(np.ceil(hi)) - c0
-    lcount = 0
-    g = 0
-    j = li
-    while j >= 0 and lo - (li - j) > left_lim and (li - j) < reach:
-        if col[j]:
-            lcount = li - j + 1
-            g = 0
-        else:
-            g += 1
-            if g > 1:
-                break
-        j -= 1
-    rcount = 0
-    g = 0
-    j = ri
-    while j < col.size and hi + (j - ri) < right_lim and (j - ri) < reach:
-        if col[j]:
-            rcount = j - ri + 1
-            g = 0
-        else:
-            g += 1
-            if g > 1:
-                break
-        j += 1
+    lcount = _ink_run(col, li, -1, lo, left_lim, reach)
+    rcount = _ink_run(col, ri, 1, hi, right_lim, reach)
     # A line is thin: most ink of a window one space tall around it lies in the band (text, a slur or a
     # notehead would spread over the window).
     wy0, wy1 = max(0, int(np.floor(yc - 0.45 * sp))), min(h, int(np.ceil(yc + 0.45 * sp)) + 1)

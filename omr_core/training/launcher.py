@@ -77,6 +77,15 @@ def _reap(proc: subprocess.Popen[bytes], run_dir: Path) -> None:
         return
 
 
+def _start_worker(run_dir: Path, env: Mapping[str, str] | None) -> None:
+    """`_spawn` the worker; a worker that cannot start leaves the run failed with the reason, not starting forever."""
+    try:
+        _spawn(run_dir, env)
+    except OSError as exc:
+        update_run(run_dir, state=RunState.FAILED, reason=f"could not start the worker: {exc}", ended=time.time())
+        raise RunError(f"could not start the training worker: {exc}") from exc
+
+
 def _spawn(run_dir: Path, env: Mapping[str, str] | None = None) -> int:
     cmd = worker_command(run_dir)
     events = run_dir / EVENTS
@@ -160,11 +169,7 @@ def launch(
         command=worker_command(run_dir),
         sample_interval=float(sample_interval),
     ))
-    try:
-        _spawn(run_dir, env)
-    except OSError as exc:
-        update_run(run_dir, state=RunState.FAILED, reason=f"could not start the worker: {exc}", ended=time.time())
-        raise RunError(f"could not start the training worker: {exc}") from exc
+    _start_worker(run_dir, env)
     return run_dir
 
 
@@ -316,9 +321,5 @@ def resume(
             reason="", phase=None, updated=now))
     (run_dir / STOP_REQUEST).unlink(missing_ok=True)
     append_event(run_dir, "resumed", f"Resuming from {s.resumable} (epoch {s.epoch} done of {s.epochs}).")
-    try:
-        _spawn(run_dir, env)
-    except OSError as exc:
-        update_run(run_dir, state=RunState.FAILED, reason=f"could not start the worker: {exc}", ended=time.time())
-        raise RunError(f"could not start the training worker: {exc}") from exc
+    _start_worker(run_dir, env)
     return run_dir

@@ -62,18 +62,17 @@ class _EventHandler(logging.Handler):
             msg = record.getMessage()
         except Exception:
             return
-        for kind, pat in LOG_PATTERNS:
-            if pat.search(msg):
-                clean = re.sub(r"\x1b\[[0-9;]*m", "", msg).strip()
-                try:
-                    append_event(self.run_dir, kind, clean, level=record.levelname)
-                except OSError:
-                    pass
-                break
+        kind = classify_log_line(msg)
+        if kind is not None:
+            clean = re.sub(r"\x1b\[[0-9;]*m", "", msg).strip()
+            try:
+                append_event(self.run_dir, kind, clean, level=record.levelname)
+            except OSError:
+                pass
 
 
 def classify_log_line(message: str) -> str | None:
-    """The event kind of an Ultralytics log message, or None (used by the handler and by tests)."""
+    """The event kind of an Ultralytics log message (the first of `LOG_PATTERNS` it matches), or None."""
     for kind, pat in LOG_PATTERNS:
         if pat.search(message):
             return kind
