@@ -33,7 +33,7 @@ import orjson
 import pandas as pd
 
 from omr_core.classes import class_table
-from omr_core.datasets.tables import ANNOTATION_COLUMNS, DROPPING_KINDS, IMAGE_COLUMNS, AnnotationTables, LoadIssue
+from omr_core.datasets.tables import ANNOTATION_COLUMNS, AnnotationTables, LoadIssue
 from omr_core.errors import DataFormatError
 
 if TYPE_CHECKING:

@@ -52,10 +52,6 @@ class LoadedDataset:
         """Load issues the reader reported (missing images, dropped items, ...)."""
         return tuple(getattr(self.data, "issues", ()) or ())
 
-    def source_index(self, name: str) -> int:
-        """Index of ``name`` in the source (YOLO index ``id - 1`` for DeepScoresV2, the yaml index otherwise)."""
-        return self.names.index(name)
-
 
 def _kind_of(path: Path) -> str:
     if path.is_dir():

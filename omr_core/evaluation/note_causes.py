@@ -9,7 +9,6 @@ reader's own error.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -212,12 +211,3 @@ def explain_wrong_notes(
         d = dur_cause.get(key, SEVERAL if key in dur_open else "")
         out.append(ExplainedNote(w, p, d))
     return score, out
-
-
-def count_causes(explained: Sequence[ExplainedNote]) -> Counter[str]:
-    """How many wrong notes each cause explains (a note wrong in pitch and duration for two reasons counts twice)."""
-    c: Counter[str] = Counter()
-    for e in explained:
-        for cause in dict.fromkeys(x for x in (e.pitch_cause, e.duration_cause) if x):
-            c[cause] += 1
-    return c

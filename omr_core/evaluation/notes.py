@@ -10,11 +10,10 @@ evaluation folder.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,14 +249,3 @@ def wrong_note_crop(case: WrongNoteCase, size: int = 160) -> np.ndarray:
     from omr_core.evaluation.crops import crop_case
 
     return crop_case(case.image, gt_box=case.bbox, context=3.0, size=size)
-
-
-def wrong_notes_table(notes: NotesEvaluation, causes: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The wrong notes as rows (page, truth, read, cause, box), optionally only those of some causes."""
-    rows = []
-    for w in notes.wrong:
-        if causes is not None and not any(c in w.cause.split("; ") for c in causes):
-            continue
-        rows.append({"page": os.path.basename(w.image), "should be": w.truth, "read": w.read, "cause": w.cause,
-                     "box": [round(v) for v in w.bbox]})
-    return rows

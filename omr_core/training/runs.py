@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -275,14 +275,6 @@ def _fin(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
-
-
-def map_column(columns: Sequence[str]) -> str | None:
-    """The mAP50-95 column of a results table (box first, then mask/pose), or None."""
-    for c in (MAP5095, "metrics/mAP50-95(M)", "metrics/mAP50-95(P)", "metrics/mAP50-95"):
-        if c in columns:
-            return c
-    return next((c for c in columns if "mAP50-95" in c), None)
 
 
 @dataclass
@@ -688,11 +680,6 @@ def run_name(runs_dir: str | os.PathLike[str], run_dir: Path) -> str:
         return run_dir.name
     rel = run_dir.resolve().relative_to(owner).as_posix()
     return f"@{owner.name}" + ("" if rel == "." else f"/{rel}")
-
-
-def is_linked(runs_dir: str | os.PathLike[str], run_dir: Path) -> bool:
-    """True for a run of a linked folder (read-only here)."""
-    return _linked_owner(Path(runs_dir), run_dir) is not None
 
 
 def list_runs(runs_dir: str | os.PathLike[str], now: float | None = None) -> list[RunSummary]:
