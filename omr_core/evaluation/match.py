@@ -251,17 +251,27 @@ def _bounds(ids: np.ndarray, n_images: int) -> np.ndarray:
     return np.searchsorted(ids, np.arange(n_images + 1), side="left")
 
 
+def _columns(gt: pd.DataFrame, preds: pd.DataFrame, n_images: int) -> tuple[np.ndarray, ...]:
+    """Per-image row bounds of ``gt`` and ``preds`` (both sorted by ``image_id``) and their columns as arrays:
+    ``(gt bounds, pred bounds, gt classes, gt boxes, pred classes, pred confidences, pred boxes)``."""
+    return (
+        _bounds(gt["image_id"].to_numpy(), n_images),
+        _bounds(preds["image_id"].to_numpy(), n_images),
+        gt["cls"].to_numpy(),
+        gt[["x0", "y0", "x1", "y1"]].to_numpy(np.float64),
+        preds["cls"].to_numpy(),
+        preds["conf"].to_numpy(np.float64),
+        preds[["x0", "y0", "x1", "y1"]].to_numpy(np.float64),
+    )
+
+
 def claim_all(gt: pd.DataFrame, preds: pd.DataFrame, n_images: int, iou: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """`claim` over every image; ``gt`` and ``preds`` must be sorted by ``image_id``.
 
     Returns:
         ``(pred_gt, gt_pred)`` as row positions into ``gt`` / ``preds`` (-1: none).
     """
-    gb = _bounds(gt["image_id"].to_numpy(), n_images)
-    pb = _bounds(preds["image_id"].to_numpy(), n_images)
-    g_cls, g_box = gt["cls"].to_numpy(), gt[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
-    p_cls, p_conf = preds["cls"].to_numpy(), preds["conf"].to_numpy(np.float64)
-    p_box = preds[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
+    gb, pb, g_cls, g_box, p_cls, p_conf, p_box = _columns(gt, preds, n_images)
     pred_gt = np.full(len(preds), -1, dtype=np.int64)
     gt_pred = np.full(len(gt), -1, dtype=np.int64)
     for i in range(n_images):
@@ -302,11 +312,7 @@ def match_cases(
         correct detection of a missed object that the threshold threw away.
     """
     pred_gt, gt_pred = claims if claims is not None else claim_all(gt, preds, n_images, iou)
-    gb = _bounds(gt["image_id"].to_numpy(), n_images)
-    pb = _bounds(preds["image_id"].to_numpy(), n_images)
-    g_cls, g_box = gt["cls"].to_numpy(), gt[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
-    p_cls, p_conf = preds["cls"].to_numpy(), preds["conf"].to_numpy(np.float64)
-    p_box = preds[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
+    gb, pb, g_cls, g_box, p_cls, p_conf, p_box = _columns(gt, preds, n_images)
     parts: list[pd.DataFrame] = []
     for i in range(n_images):
         g0, g1, p0, p1 = gb[i], gb[i + 1], pb[i], pb[i + 1]
