@@ -65,3 +65,13 @@ def test_no_function_is_over_100_lines_without_a_stated_reason() -> None:
                 if n > MAX_FUNCTION_LINES and not _stated_reason(lines, node) and where not in _SPLIT_ELSEWHERE:
                     long_ones.append(f"{where} (line {node.lineno}, {n} lines)")
     assert long_ones == [], "split these into named steps, or state why not in a `# Long:` comment above the def"
+
+
+def test_a_long_function_needs_a_reason_written_right_above_it() -> None:
+    src = (
+        "# Long: one table of cases, read top to bottom\n@decorator\ndef with_reason():\n    pass\n\n"
+        "# Long:\ndef empty_reason():\n    pass\n\n# Long: a reason, but a line too high\n\ndef gap():\n    pass\n"
+    )
+    lines = src.splitlines()
+    found = {n.name: _stated_reason(lines, n) for n in ast.parse(src).body if isinstance(n, ast.FunctionDef)}
+    assert found == {"with_reason": True, "empty_reason": False, "gap": False}
