@@ -77,7 +77,8 @@ def _frame(d: Path) -> pd.DataFrame:
     return df
 
 
-def _expected(name: str) -> dict:
+def expected(name: str) -> dict:
+    """What Ultralytics' own rules give for a collected folder, computed here from the raw files."""
     d, fam = DATA / name, _family(name)
     df, args = _frame(d), _args(d)
     task = "detect" if fam == "yolov5" else args["task"]
@@ -117,6 +118,7 @@ def _expected(name: str) -> dict:
         "best": float(df[head].iloc[i]),
         "last": float(df[head].iloc[-1]),
         "state": STATES.get(name, "finished"),
+        "head": head,
     }
 
 
@@ -142,7 +144,7 @@ def test_collection_is_what_the_readme_lists():
 
 @pytest.mark.parametrize("name", FOLDERS)
 def test_real_run_read_like_ultralytics(name):
-    exp = _expected(name)
+    exp = expected(name)
     r = _read(DATA / name, mtime=0.0, now=time.time())
     assert r.layout.family == _family(name)
     assert r.layout.release == RELEASE.get(name, ("", ""))
