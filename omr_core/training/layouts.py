@@ -441,10 +441,12 @@ def _state(rows: Sequence[Mapping[str, float]], fits: Sequence[float], lay: Layo
 
 
 def default_metric(runs: Sequence[tuple[Layout, Sequence[str]]]) -> str | None:
-    """The metric a comparison of these runs should open on: one every run has.
+    """The metric a comparison of these runs should open on: one every run has, when there is one.
 
     The runs' shared headline when they share one (top-1 for classifiers, mask mAP for segmenters...), else the
     first headline all of them carry, else the first ``metrics/`` column, validation loss or column common to all.
+    Runs that share no column at all (YOLOv5 next to classifiers next to detectors) open on the headline most of
+    them carry; the page names the runs that lack it.
 
     Args:
         runs: (layout, results columns) of each selected run.
@@ -460,4 +462,7 @@ def default_metric(runs: Sequence[tuple[Layout, Sequence[str]]]) -> str | None:
         cands = sorted(c for c in common if c.startswith(prefix))
         if cands:
             return cands[0]
-    return heads[0] if heads else None
+    if not heads:
+        return None
+    carried = {h: sum(h in cols for _, cols in runs) for h in heads}
+    return max(heads, key=lambda h: carried[h])  # max keeps the first of equals: the earliest picked run's

@@ -80,3 +80,26 @@ def test_compare_opens_each_collected_run_on_its_headline(name: str, compare: Ap
 
 def _head_name(name: str, exp: dict) -> str:
     return "mAP50-95" if name.startswith("v5_") else NAME[exp["task"]]
+
+
+def test_compare_of_the_whole_collection_opens_on_the_headline_most_runs_have(compare: AppTest) -> None:
+    # YOLOv5 (mAP_0.5:0.95, x/lr0), classifiers (top-1, train/loss) and detectors share no metric column at all:
+    # the page opens on the headline most of the picked runs carry and names the runs it leaves out.
+    compare.multiselect(key="cmp_runs").set_value(FOLDERS).run()
+    assert not compare.exception, [e.value for e in compare.exception]
+    headers = {n: (DATA / n / "results.csv").read_text().splitlines()[0].replace(" ", "").split(",") for n in FOLDERS}
+    shared = set.intersection(*(set(h) for h in headers.values())) - {"epoch", "time"}
+    assert not shared
+    heads = [expected(n)["head"] for n in FOLDERS]
+    most = max(set(heads), key=lambda h: (sum(h in headers[n] for n in FOLDERS), h))
+    assert most == "metrics/mAP50-95(B)"
+    assert compare.selectbox(key="cmp_metric").value == most
+    lacking = [n for n in FOLDERS if most not in headers[n]]
+    captions = " ".join(c.value for c in compare.caption)
+    assert f"No {most} column in: {', '.join(lacking)}" in captions
+    summary = compare.dataframe[0].value.set_index("run")
+    assert set(summary.index) == set(FOLDERS)
+    for name in FOLDERS:  # each run keeps its own headline and best epoch in the mixed table
+        exp = expected(name)
+        assert summary.loc[name, "epoch of best"] == exp["best_epoch"]
+        assert summary.loc[name, "best"] == pytest.approx(exp["best"])
