@@ -247,14 +247,15 @@ def layout_of(args: Mapping[str, Any], columns: Sequence[str], rows: Sequence[Ma
     """How to read a run's results (family, task, headline column, epoch base, patience)."""
     fam = family(args, columns)
     task = "detect" if fam == "yolov5" else task_of(args, columns)
-    release = ("", "") if fam == "yolov5" else tuple(_text(v) for v in release_of(args, columns))
+    lo, hi = release_of(args, columns)
+    release = ("", "") if fam == "yolov5" else (_text(lo), _text(hi))
     first = rows[0].get("epoch") if rows else None
     # 0-based writers (YOLOv5, 8.0.x) start at 0; a resumed 8.0 run still has its 0 row above the resumed ones.
     zero_based = fam in ("yolov5", "8.0") and first is not None and first == 0
     if fam not in ("yolov5", "8.0") and first == 0:
         zero_based = True  # no other release writes epoch 0; trust the data over the guessed family
     return Layout(fam, task, headline_column(task, columns, fam), 1 if zero_based else 0, _patience(args),
-                  _time_limit(args) if fam not in ("yolov5", "8.0") else None, release)  # type: ignore[arg-type]
+                  _time_limit(args) if fam not in ("yolov5", "8.0") else None, release)
 
 
 def _time_limit(args: Mapping[str, Any]) -> float | None:
