@@ -311,6 +311,7 @@ class RunView:
         self._events: list[dict[str, Any]] = []
         self._doc: RunRecord | None = None
         self._args: dict[str, Any] = {}
+        self._args_problems: list[str] = []
         self._mtimes: dict[str, float] = {}
         self._lock = threading.RLock()
         self._doc_unreadable = False
@@ -338,7 +339,14 @@ class RunView:
                 self._doc_unreadable = self._doc is None and (self.path / RUN_JSON).exists()
             args_changed, opt_changed = self._mtime_changed(ARGS_YAML), self._mtime_changed(OPT_YAML)
             if args_changed or opt_changed:
-                self._args = _read_args_yaml(self.path / ARGS_YAML) or _read_args_yaml(self.path / OPT_YAML)
+                self._args, self._args_problems = {}, []
+                for name in (ARGS_YAML, OPT_YAML):
+                    args, problem = _read_args_yaml(self.path / name)
+                    if problem:
+                        self._args_problems.append(f"{name}: {problem}")
+                    if args:
+                        self._args = args
+                        break
             self._results.poll()
             recs, restarted = self._batch_tail.poll()
             if restarted:
@@ -377,6 +385,7 @@ class RunView:
         out = []
         if self._doc_unreadable:
             out.append(f"{RUN_JSON}: not readable JSON (damaged?); the run is shown as trained elsewhere")
+        out.extend(self._args_problems)
         csv = self._results.damage()
         if csv:
             out.append(f"{RESULTS}: {'; '.join(csv)}")
@@ -467,14 +476,30 @@ class RunSnapshot:
         return _summarize(self, time.time() if now is None else now)
 
 
-def _read_args_yaml(path: Path) -> dict[str, Any]:
+def _read_args_yaml(path: Path) -> tuple[dict[str, Any], str]:
+    """(Ultralytics' arguments, "" or what was wrong with the file); a missing file is no arguments and no problem."""
     import yaml
 
     try:
-        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception:  # OSError, YAMLError, and ValueError for "2024-02-30" and the like: a damaged args.yaml is no args
-        return {}
-    return obj if isinstance(obj, dict) else {}
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}, ""
+    except OSError as e:
+        return {}, f"not readable ({e.strerror or e}); read as no arguments"
+    try:
+        obj = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:  # a write cut off by a crash, a hand edit gone wrong
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        return {}, (f"not readable YAML{where} ({e.problem or e.context}); read as no arguments, so the task, "
+                    "release and planned epochs come from results.csv alone")
+    except Exception as e:  # YAMLError, ValueError for "2024-02-30" and the like
+        return {}, f"not readable YAML ({e}); read as no arguments"
+    if obj is None:
+        return {}, ""
+    if not isinstance(obj, dict):
+        return {}, f"not a mapping of arguments (a YAML {type(obj).__name__}); read as no arguments"
+    return obj, ""
 
 
 def _summarize(view: RunSnapshot, now: float) -> RunSummary:

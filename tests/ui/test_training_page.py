@@ -17,9 +17,9 @@ from streamlit.testing.v1 import AppTest
 from omr_core.training.runs import append_event, read_run
 from tests.core.training.run_fixtures import write_run
 from tests.core.training.tiny_dataset import make_tiny_dataset
+from tests.ui.apptest import open_page
 
 REPO = Path(__file__).resolve().parents[2]
-APP = str(REPO / "dashboard" / "app.py")
 
 
 @pytest.fixture
@@ -50,12 +50,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleeper: subproce
 
 
 def _open(page: str = "app_pages/training.py") -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(page)
 
 
 def test_runs_table_and_live_panel(workspace: Path) -> None:

@@ -33,6 +33,28 @@ STATES = {
 }
 
 
+#: The releases each folder's args.yaml keys and CSV columns allow, worked out by hand from the key changes the
+#: wheels' cfg/default.yaml show (v5loader until 8.0.134, time from 8.0.228, label_smoothing until 8.3.37,
+#: save_hybrid until 8.3.104, crop_fraction until 8.3.107, cutmix from 8.3.119, compile from 8.3.196, rle from 8.4.0,
+#: cls_remap from 8.4.91) and the time column (from 8.3.9).
+RELEASE = {
+    "v80_detect_100ep_zero_based": ("8.0.0", "8.0.134"), "v80_detect_2ep_zero_based": ("8.0.0", "8.0.134"),
+    "v81_classify_traffic": ("8.0.228", "8.3.8"), "v81_classify_weather": ("8.0.228", "8.3.8"),
+    "v81_segment_cars": ("8.0.228", "8.3.8"), "v81_segment_lab3": ("8.0.228", "8.3.8"),
+    "v83_segment_cups": ("8.3.9", "8.3.37"), "v83_detect_helmets": ("8.3.196", "8.3.253"),
+    **{n: ("8.3.38", "8.3.104") for n in ("v11_classify_mnist160", "v11_classify_ties", "v11_detect_coco8_zero_map",
+                                          "v11_obb_dota8", "v11_pose_coco8", "v11_segment_coco8",
+                                          "v83_obb_stopped_short", "v83_pose_keypoint", "v83_pose_stopped_short")},
+    **{n: ("8.4.0", "8.4.90") for n in ("v84_classify_cpu", "v84_classify_fire", "v84_detect_cpu", "v84_obb_cpu",
+                                        "v84_obb_dota_20ep", "v84_obb_mujoco", "v84_pose_cpu",
+                                        "v84_segment_best_by_mask", "yolo26_obb_early_stop")},
+}
+
+
+def _newest(name: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in RELEASE[name][1].split(".")) if name in RELEASE else (0, 0, 0)
+
+
 def _family(name: str) -> str:
     # The folder names carry the release family the README dates from each args.yaml's keys.
     if name.startswith("v5_"):
@@ -55,11 +77,13 @@ def _frame(d: Path) -> pd.DataFrame:
     return df
 
 
-def _expected(name: str) -> dict:
+def expected(name: str) -> dict:
+    """What Ultralytics' own rules give for a collected folder, computed here from the raw files."""
     d, fam = DATA / name, _family(name)
     df, args = _frame(d), _args(d)
     task = "detect" if fam == "yolov5" else args["task"]
-    w50, w95 = (0.0, 1.0) if fam == "8.4" else (0.1, 0.9)
+    newest = _newest(name)
+    w50, w95 = (0.0, 1.0) if newest >= (8, 3, 198) else (0.1, 0.9)  # metrics.py Metric.fitness from 8.3.198
 
     def box(sfx: str) -> pd.Series:
         a, b = df[f"metrics/mAP50({sfx})"], df[f"metrics/mAP50-95({sfx})"]
@@ -68,6 +92,8 @@ def _expected(name: str) -> dict:
     if fam == "yolov5":
         fit = 0.1 * df["metrics/mAP_0.5"] + 0.9 * df["metrics/mAP_0.5:0.95"]
         head = "metrics/mAP_0.5:0.95"
+    elif task == "classify" and newest < (8, 0, 137):
+        fit, head = df["metrics/accuracy_top5"], "metrics/accuracy_top1"  # ClassifyMetrics.fitness was top-5
     elif task == "classify":
         fit = (df["metrics/accuracy_top1"] + df["metrics/accuracy_top5"]) / 2
         head = "metrics/accuracy_top1"
@@ -79,7 +105,7 @@ def _expected(name: str) -> dict:
         fit, head = box("B"), "metrics/mAP50-95(B)"
     fit = fit.to_numpy()
     top = fit.max()
-    if fam in ("8.0", "8.1-8.3") and top == 0:
+    if fam != "yolov5" and newest < (8, 4, 96) and top == 0:
         i = int(np.flatnonzero(fit == 0)[-1])  # `not self.best_fitness`: each zero epoch replaces a zero best
     else:
         i = int(np.flatnonzero(fit == top)[0])  # strictly better only: the first of equal epochs stays
@@ -92,6 +118,7 @@ def _expected(name: str) -> dict:
         "best": float(df[head].iloc[i]),
         "last": float(df[head].iloc[-1]),
         "state": STATES.get(name, "finished"),
+        "head": head,
     }
 
 
@@ -117,9 +144,10 @@ def test_collection_is_what_the_readme_lists():
 
 @pytest.mark.parametrize("name", FOLDERS)
 def test_real_run_read_like_ultralytics(name):
-    exp = _expected(name)
+    exp = expected(name)
     r = _read(DATA / name, mtime=0.0, now=time.time())
     assert r.layout.family == _family(name)
+    assert r.layout.release == RELEASE.get(name, ("", ""))
     assert r.layout.task == exp["task"]
     assert (r.epochs_done, r.epochs_planned) == (exp["done"], exp["planned"])
     assert r.best_epoch == exp["best_epoch"]

@@ -68,3 +68,43 @@ def test_omr_runs_columns_line_up_whatever_the_name_length(runs_dir, capsys):
         assert ln[col - 1] == " " and ln[col] != " ", f"state column misaligned in {ln!r}"
     assert any(long.name in ln for ln in rows)
     assert "early-stopped" in "\n".join(rows) and "top-1" in "\n".join(rows)
+
+
+def test_damaged_real_files_say_what_was_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A real 8.0.x run (CRLF, padded cells) as a crash leaves it: a line cut in half, NUL bytes mid-file, and an
+    # args.yaml whose last write broke off inside a flow list.
+    run = tmp_path / "runs" / "crashed"
+    shutil.copytree(DATA / "v80_detect_100ep_zero_based", run)
+    lines = (run / "results.csv").read_bytes().split(b"\r\n")
+    lines[10] = lines[10][:30]
+    lines.insert(40, b"\x00" * 64)
+    (run / "results.csv").write_bytes(b"\r\n".join(lines))
+    with (run / "args.yaml").open("a", encoding="utf-8") as f:
+        f.write("classes: [0, 1\n")
+    old = time.time() - 3600
+    for f in run.iterdir():
+        os.utime(f, (old, old))
+    s = {r.name: r for r in list_runs(tmp_path / "runs")}["crashed"]
+    damage = "\n".join(s.damage)
+    assert "results.csv: skipped 1 malformed line" in damage and "damaged row" in damage
+    assert "args.yaml: not readable YAML" in damage and "line" in damage  # where it broke, for the person to look
+    runs_cmd.run(argparse.Namespace(runs_dir=str(tmp_path / "runs"), json=False, delete=None, yes=False, add=None,
+                                    unlink=None))
+    out = capsys.readouterr().out
+    assert "args.yaml: not readable YAML" in out and "results.csv: skipped 1 malformed line" in out
+
+
+def test_omr_runs_add_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not a run\n")
+    env = {**os.environ, "OMR_WORKSPACE": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "omr_core.cli", "runs", "--add", str(notes)], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert p.returncode != 0
+    assert f"{notes} holds no run" in p.stderr and "run.json, results.csv or args.yaml" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert sorted(x.name for x in notes.iterdir()) == ["readme.txt"]  # nothing written there
