@@ -46,7 +46,7 @@ def measure(interval: float, seconds: float, children: int = 4, with_alerts: boo
     try:
         with tempfile.TemporaryDirectory() as tmp:
             run = write_run(Path(tmp) / "run", epochs_done=20, epochs=100, gpu_seconds=60)
-            hook = Worker(run)._on_sample if with_alerts else None
+            hook = Worker(run).alerts.on_sample if with_alerts else None
             s = Sampler(run / "gpu.jsonl", interval=interval, on_sample=hook).start()
             while s.native_id is None:
                 time.sleep(0.01)

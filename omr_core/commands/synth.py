@@ -29,12 +29,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace the dataset files of an earlier run in OUT")
     p.add_argument("--workers", type=int, default=1, help="parallel processes (the output does not depend on it)")
-    p.add_argument(
-        "--renderer",
-        choices=("auto", "resvg", "skia"),
-        default="auto",
-        help="rasteriser: auto (skia-python when installed, else resvg-py), resvg, or skia (about 4x faster)",
-    )
     p.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)  # small pages for quick tests
 
 
@@ -53,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
             scale=args.scale,
             overwrite=args.overwrite,
             workers=args.workers,
-            renderer=args.renderer,
             layout=args.layout,
         )
     rate = report.pages / report.seconds if report.seconds > 0 else 0.0

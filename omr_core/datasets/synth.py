@@ -107,7 +107,6 @@ class _Job:
     index: int
     scale: float
     degrade: str
-    renderer: str
     layout: str = "normal"
 
 
@@ -368,9 +367,8 @@ def _engrave_job(job: _Job) -> list[PageResult]:
     out: list[PageResult] = []
     for page in engrave_job(job.seed, job.index, job.scale, layout=job.layout):
         geo, res, meta = page.geometry, page.classified, dict(page.meta)
-        meta["renderer"] = job.renderer
         texts = [(p.element, p.matrix, p.ctx.get("ancestors", ())) for p in geo.prims if p.kind == "text"]
-        img = rasterise(page.svg, geo.width, geo.height, job.renderer, texts)  # type: ignore[arg-type]
+        img = rasterise(page.svg, geo.width, geo.height, texts)  # type: ignore[arg-type]
         damage = None
         if job.degrade == "scan":
             page_rng = np.random.default_rng([job.seed, job.index, int(meta["page"]), 1])
@@ -418,10 +416,10 @@ def _symbol_points(sym: Any) -> np.ndarray:
     return np.concatenate([prim_outline(p) for p in sym.prims])
 
 
-def _jobs(seed: int, scale: float, degrade: str, renderer: str, layout: str = "normal") -> Iterator[_Job]:
+def _jobs(seed: int, scale: float, degrade: str, layout: str = "normal") -> Iterator[_Job]:
     index = 0
     while True:
-        yield _Job(seed, index, scale, degrade, renderer, layout)
+        yield _Job(seed, index, scale, degrade, layout)
         index += 1
 
 
@@ -514,7 +512,6 @@ def synth_dataset(
     scale: float = 1.0,
     overwrite: bool = False,
     workers: int = 1,
-    renderer: str = "auto",
     layout: str = "normal",
 ) -> SynthReport:
     """Engrave ``pages`` pages from music21's corpus and write a DeepScoresV2-format dataset.
@@ -527,15 +524,13 @@ def synth_dataset(
     Args:
         out: Dataset folder (created; must be empty unless ``overwrite``).
         pages: Number of pages (>= 1).
-        seed: Seed; the same seed gives the same bytes (with the same renderer and library versions).
+        seed: Seed; the same seed gives the same bytes (with the same library versions).
         test_fraction: Share of pages in the test file (pages of one excerpt stay together where possible).
         degrade: ``none`` or ``scan`` (rotation up to 1 degree, blur, noise, JPEG, uneven light; boxes follow).
         progress: Called with (pages done, pages total) after each page.
         scale: Page size factor; below 1 only to make fast tests (staff spaces shrink with it).
         overwrite: Replace the dataset files of a previous run in ``out``.
         workers: Processes engraving in parallel (the output does not depend on it).
-        renderer: ``auto`` (skia-python when installed, else resvg-py), ``resvg`` or ``skia`` (about 4x
-            faster per page overall; the same seed gives the same bytes only with the same renderer).
         layout: ``normal`` or ``dense`` (one page per excerpt of a long piece, DeepScoresV2's large page
             sizes, small staves packed with no spacing beyond what their notes need: 15-35 staves a page).
 
@@ -550,14 +545,12 @@ def synth_dataset(
         >>> report.class_counts["noteheadBlackOnLine"]  # doctest: +SKIP
     """
     from omr_core.classes import class_table
-    from omr_core.datasets.synth_render import available_renderer
 
     t0 = time.perf_counter()
     _check_args(pages, test_fraction, degrade, scale, workers, layout)
-    rend = available_renderer(renderer)
     out = Path(out)
     _prepare_out(out, overwrite)
-    results = _engrave(_jobs(seed, scale, degrade, rend, layout), pages, workers, progress)
+    results = _engrave(_jobs(seed, scale, degrade, layout), pages, workers, progress)
     test_idx = _test_pages(results, round(pages * test_fraction), seed)
     written = _write_dataset(out, results, test_idx, seed, _info(seed, degrade, layout), class_table())
     return SynthReport(

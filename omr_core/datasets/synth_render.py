@@ -1,4 +1,4 @@
-"""Rasterising engraved pages (resvg-py, or skia-python when installed) and mild scan-like damage."""
+"""Rasterising engraved pages (skia-python) and mild scan-like damage."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ import numpy as np
 
 from omr_core.errors import OmrError
 
-RENDERERS = ("auto", "resvg", "skia")
-
 #: verovio's hidden placeholders (``class="… placeholder"``, hidden by its CSS): removed before rendering
-#: so a renderer that ignores CSS cannot draw them.
+#: so skia, which ignores CSS, cannot draw them.
 _PLACEHOLDER = re.compile(
     # a self-closing placeholder must not be read as an open one (that would eat its parent's </g>)
     r'<g [^>]*class="[^"]*\bplaceholder\b[^"]*"[^>]*/>|'
@@ -31,7 +29,7 @@ _SMUFL_TSPAN = re.compile(r'<tspan font-family="(?:Leipzig|Bravura|Gootville|Lel
 
 
 class RenderError(OmrError):
-    """No usable rasteriser, or one that failed on a page."""
+    """The rasteriser is missing or failed on a page."""
 
 
 #: The text fonts of every engraved page: DejaVu Serif in its four faces, as the matplotlib wheel ships them
@@ -59,25 +57,8 @@ def text_fonts() -> tuple[str, ...]:
     return tuple(str(folder / n) for n in TEXT_FONT_FILES)
 
 
-def available_renderer(choice: str = "auto") -> str:
-    """Resolve ``auto`` (skia-python when installed, else resvg-py) and check that an explicit choice exists.
-
-    skia-python is an optional, large wheel; with it a full page rasterises about 20x faster than with
-    resvg-py. Its SVG module draws no text, so the engraver lays the page's text out itself with the same
-    DejaVu fonts (the pages differ from resvg's by a fraction of a grey level on average).
-    """
-    if choice not in RENDERERS:
-        raise RenderError(f"unknown renderer {choice!r}; choose one of {', '.join(RENDERERS)}")
-    has_skia = importlib.util.find_spec("skia") is not None
-    if choice == "skia" and not has_skia:
-        raise RenderError("renderer 'skia' needs skia-python: `pip install skia-python` (or use --renderer resvg)")
-    if choice == "auto":
-        return "skia" if has_skia else "resvg"
-    return choice
-
-
 def prepare_svg(svg: str) -> str:
-    """Remove what no renderer should draw (hidden placeholders, SMuFL glyphs inside text)."""
+    """Remove what must not be drawn (hidden placeholders, SMuFL glyphs inside text)."""
     return _SMUFL_TSPAN.sub("", _PLACEHOLDER.sub("", svg))
 
 
@@ -89,69 +70,58 @@ _ITALIC_GROUPS = {"dir", "dynam", "mNum"}
 _BOLD_GROUPS = {"ending", "fing", "reh", "tempo"}
 
 
-def rasterise(svg: str, width: int, height: int, renderer: str = "resvg", texts: Sequence[TextItem] = ()) -> np.ndarray:
-    """Render an engraved page to a grayscale image (uint8, white paper, black ink).
+def rasterise(svg: str, width: int, height: int, texts: Sequence[TextItem] = ()) -> np.ndarray:
+    """Render an engraved page to a grayscale image (uint8, white paper, black ink) with skia-python.
+
+    skia's SVG module draws no text, so ``texts`` are laid out and drawn here with the same DejaVu fonts
+    (`text_fonts`); docs/benchmarks.md says how this rasteriser was chosen.
 
     Args:
         svg: The page SVG (after `prepare_svg`).
-        width: Expected width in pixels (the SVG's own width).
-        height: Expected height in pixels.
-        renderer: ``resvg`` (resvg-py, draws text with matplotlib's DejaVu fonts) or ``skia`` (skia-python,
-            about 20x faster; its SVG module draws no text, so ``texts`` are laid out and drawn here).
-        texts: Text elements of the page (for ``skia``; resvg draws the SVG's own text).
+        width: Page width in pixels (the SVG's own width).
+        height: Page height in pixels.
+        texts: Text elements of the page (see `TextItem`).
 
     Returns:
         The page as a ``(height, width)`` uint8 array.
+
+    Raises:
+        RenderError: skia-python is missing or cannot parse the SVG.
     """
-    if renderer == "skia":
-        img = _render_skia(svg, width, height, texts)
-    elif renderer == "resvg":
-        img = _render_resvg(svg)
-    else:
-        raise RenderError(f"unknown renderer {renderer!r}")
-    if img.shape != (height, width):
-        raise RenderError(f"renderer {renderer} returned {img.shape[1]}x{img.shape[0]} for a {width}x{height} page")
-    return img
-
-
-def _render_resvg(svg: str) -> np.ndarray:
-    import cv2
-    import resvg_py
-
-    fonts = list(text_fonts())
-    try:
-        png = resvg_py.svg_to_bytes(
-            svg_string=svg,
-            background="#ffffff",
-            skip_system_fonts=True,  # the same fonts on every machine: the output is reproducible
-            font_files=fonts,
-            serif_family="DejaVu Serif",
-            font_family="DejaVu Serif",
-        )
-    except ValueError as exc:
-        raise RenderError(f"resvg could not render the page: {exc}") from exc
-    img = cv2.imdecode(np.frombuffer(bytes(png), np.uint8), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise RenderError("resvg returned an unreadable PNG")
-    return img
-
-
-def _render_skia(svg: str, width: int, height: int, texts: Sequence[TextItem] = ()) -> np.ndarray:
-    import cv2
-    import skia
-
+    skia = _import_skia()
     # skia's SVG module ignores <style>: give every shape the stroke verovio's CSS gives it
     data = _SHAPE_OPEN.sub(r'<\1 stroke="black" ', svg).encode("utf-8")
     dom = skia.SVGDOM.MakeFromStream(skia.MemoryStream(data, True))
     if dom is None:
         raise RenderError("skia could not parse the page SVG")
-    buf = np.full((height, width, 4), 255, np.uint8)
-    surface = skia.Surface(buf)
+    # straight into an 8-bit grey page: a quarter of the memory of RGBA and no colour conversion (7 ms a page)
+    buf = np.full((height, width), 255, np.uint8)
+    surface = skia.Surface(buf, colorType=skia.kGray_8_ColorType, alphaType=skia.kOpaque_AlphaType)
     with surface as canvas:
         dom.render(canvas)
         if texts:
             _draw_texts_skia(canvas, texts)
-    return cv2.cvtColor(buf, cv2.COLOR_RGBA2GRAY)
+    return buf
+
+
+#: System libraries skia-python's wheel links (Debian/Ubuntu packages); chromium, which `make test` installs,
+#: pulls them all in.
+_SKIA_SYSTEM_LIBS = {"libEGL": "libegl1", "libGL": "libgl1", "libX11": "libx11-6", "libexpat": "libexpat1"}
+
+
+def _import_skia() -> Any:
+    """skia-python, or a `RenderError` that says what is missing: the package, or a system library it links."""
+    try:
+        import skia
+    except ImportError as exc:
+        lib = re.search(r"(lib[A-Za-z0-9_+-]+)\.so[0-9.]*", str(exc))
+        if lib:
+            pkg = _SKIA_SYSTEM_LIBS.get(lib.group(1), "the package that ships it")
+            how = f"the system library {lib.group(0)} is missing: install {pkg} (`sudo apt-get install {' '.join(_SKIA_SYSTEM_LIBS.values())}`)"
+        else:
+            how = "`pip install skia-python` (it is a dependency of omr-dashboard)"
+        raise RenderError(f"the engraver rasterises pages with skia-python, which does not import ({exc}): {how}") from exc
+    return skia
 
 
 @lru_cache(maxsize=1)
@@ -275,12 +245,14 @@ def degrade_scan(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
     blur = float(rng.uniform(0.3, 0.8))
     out = cv2.GaussianBlur(out, (0, 0), blur)
-    # paper: a slightly grey, unevenly lit sheet (a low-frequency gradient plus a soft vignette)
-    yy, xx = np.mgrid[0:h:16, 0:w:16].astype(np.float32)
+    # paper: a slightly grey, unevenly lit sheet (a low-frequency gradient plus a soft vignette); the light is a
+    # function of x plus one of y, so a row and a column make it (an interpolated grid cost 13 ms a page)
     gx, gy = rng.uniform(-1, 1, 2)
-    u, v = xx / w - 0.5, yy / h - 0.5
-    light = 1.0 - 0.06 * (gx * u + gy * v) - 0.1 * (u**2 + v**2)
-    light = cv2.resize(light.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    u = np.arange(w, dtype=np.float32) / w - 0.5
+    v = np.arange(h, dtype=np.float32) / h - 0.5
+    light = (1.0 - 0.06 * gx * u - 0.1 * u * u).astype(np.float32)[None, :] + (-0.06 * gy * v - 0.1 * v * v).astype(
+        np.float32
+    )[:, None]
     paper = float(rng.uniform(232, 250))
     ink = float(rng.uniform(10, 45))
     f = out.astype(np.float32)
@@ -289,9 +261,11 @@ def degrade_scan(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     f *= light
     # grain at half resolution (two-pixel specks, as a 300 dpi scan shows them): a quarter of the draws
     noise = float(rng.uniform(2.0, 7.0))
-    grain = rng.standard_normal(((h + 1) // 2, (w + 1) // 2), dtype=np.float32) * noise
+    grain = rng.standard_normal(((h + 1) // 2, (w + 1) // 2), dtype=np.float32)
+    grain *= noise
     f += cv2.resize(grain, (w, h), interpolation=cv2.INTER_NEAREST)
-    out = np.clip(f, 0, 255).astype(np.uint8)
+    # in place: a full-page float copy costs more than the clip itself
+    out = np.clip(f, 0, 255, out=f).astype(np.uint8)
     quality = int(rng.integers(55, 90))
     ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if ok:

@@ -136,8 +136,147 @@ class PathGeometry:
     points: tuple[tuple[float, float], ...]
 
 
+#: Numbers each path command takes per segment.
+_ARITY = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "A": 7, "Z": 0}
+
+
+def _segments(d: str) -> Iterator[tuple[str, list[float]]]:
+    """Path data as ``(command letter, its numbers)`` per segment, implicit repeats spelled out.
+
+    Numbers after a move-to are line-tos (``m`` gives ``l``); a letter followed by several groups of numbers
+    yields one segment per group.
+    """
+    tokens = _PATH_TOKEN.findall(d)
+    cmd = ""
+    i, n = 0, len(tokens)
+    while i < n:
+        if tokens[i][0]:
+            cmd = tokens[i][0]
+            i += 1
+            if cmd in "Zz":
+                yield cmd, []
+                continue
+        elif not cmd:
+            raise ValueError(f"path data starts with a number: {d[:40]!r}")
+        elif cmd in "Zz":
+            raise ValueError(f"numbers after a close-path command in {d[:40]!r}")
+        k = _ARITY[cmd.upper()]
+        args = [float(tokens[j][1]) for j in range(i, i + k)]
+        i += k
+        yield cmd, args
+        if cmd in "Mm":
+            cmd = "l" if cmd == "m" else "L"
+
+
+class _Pen:
+    """The pen walking one path: where it is, the last control points, and what it has drawn so far."""
+
+    __slots__ = ("flatten", "xs", "ys", "pts", "sub", "area", "cx", "cy", "sx", "sy", "last_ctrl", "last_q")
+
+    def __init__(self, flatten: int) -> None:
+        self.flatten = flatten
+        self.xs: list[float] = []  # every x the outline reaches (end points and Bezier extrema): the box
+        self.ys: list[float] = []
+        self.pts: list[tuple[float, float]] = []  # flattened outline of the closed subpaths
+        self.sub: list[tuple[float, float]] = []  # flattened outline of the open subpath
+        self.area = 0.0
+        self.cx = self.cy = self.sx = self.sy = 0.0
+        self.last_ctrl: tuple[float, float] | None = None  # for S: the previous cubic's second control point
+        self.last_q: tuple[float, float] | None = None  # for T: the previous quadratic's control point
+
+    def close(self) -> None:
+        """End the subpath: add its shoelace area and keep its outline."""
+        sub = self.sub
+        if len(sub) > 2:
+            s = 0.0
+            for (x0, y0), (x1, y1) in zip(sub, sub[1:] + sub[:1]):
+                s += x0 * y1 - x1 * y0
+            self.area += s / 2
+        self.pts.extend(sub)
+        self.sub = []
+
+    def move(self, x: float, y: float) -> None:
+        self.close()
+        self.cx, self.cy = self.sx, self.sy = x, y
+        self.xs.append(x)
+        self.ys.append(y)
+        self.sub.append((x, y))
+        self.last_ctrl = self.last_q = None
+
+    def line(self, x: float, y: float) -> None:
+        self.cx, self.cy = x, y
+        self.xs.append(x)
+        self.ys.append(y)
+        self.sub.append((x, y))
+
+    def cubic(self, x1: float, y1: float, x2: float, y2: float, x: float, y: float) -> None:
+        cx, cy = self.cx, self.cy
+        for t in _cubic_extrema(cx, x1, x2, x):
+            self.xs.append(_cubic_at(cx, x1, x2, x, t))
+        for t in _cubic_extrema(cy, y1, y2, y):
+            self.ys.append(_cubic_at(cy, y1, y2, y, t))
+        flatten = self.flatten
+        for k in range(1, flatten):
+            t = k / flatten
+            self.sub.append((_cubic_at(cx, x1, x2, x, t), _cubic_at(cy, y1, y2, y, t)))
+        self.line(x, y)
+
+    def quadratic(self, qx: float, qy: float, x: float, y: float) -> None:
+        """A quadratic is the cubic with control points 2/3 of the way to the quadratic one."""
+        cx, cy = self.cx, self.cy
+        self.cubic(cx + 2 / 3 * (qx - cx), cy + 2 / 3 * (qy - cy), x + 2 / 3 * (qx - x), y + 2 / 3 * (qy - y), x, y)
+
+    def geometry(self) -> PathGeometry:
+        self.close()
+        if not self.xs:
+            return PathGeometry((0.0, 0.0, 0.0, 0.0), 0.0, ())
+        return PathGeometry((min(self.xs), min(self.ys), max(self.xs), max(self.ys)), abs(self.area), tuple(self.pts))
+
+
+def _draw(pen: _Pen, cmd: str, v: list[float]) -> None:
+    """Draw one segment (absolute or relative) with ``pen``."""
+    c = cmd.upper()
+    if c == "Z":
+        pen.close()
+        pen.cx, pen.cy = pen.sx, pen.sy
+        pen.last_ctrl = pen.last_q = None
+        return
+    ox, oy = (pen.cx, pen.cy) if cmd.islower() else (0.0, 0.0)
+    if c == "M":
+        pen.move(v[0] + ox, v[1] + oy)
+    elif c in "LA":  # arcs: their end point only (verovio never writes arcs)
+        pen.line(v[-2] + ox, v[-1] + oy)
+    elif c == "H":
+        pen.line(v[0] + ox, pen.cy)
+    elif c == "V":
+        pen.line(pen.cx, v[0] + oy)
+    elif c in "CS":
+        if c == "C":
+            x1, y1 = v[0] + ox, v[1] + oy
+        else:  # the first control point mirrors the previous cubic's second one
+            ctrl = pen.last_ctrl
+            x1, y1 = (2 * pen.cx - ctrl[0], 2 * pen.cy - ctrl[1]) if ctrl else (pen.cx, pen.cy)
+        x2, y2, x, y = v[-4] + ox, v[-3] + oy, v[-2] + ox, v[-1] + oy
+        pen.cubic(x1, y1, x2, y2, x, y)
+        pen.last_ctrl, pen.last_q = (x2, y2), None
+        return
+    else:  # Q, T
+        if c == "Q":
+            qx, qy = v[0] + ox, v[1] + oy
+        else:  # the control point mirrors the previous quadratic's
+            q = pen.last_q
+            qx, qy = (2 * pen.cx - q[0], 2 * pen.cy - q[1]) if q else (pen.cx, pen.cy)
+        pen.quadratic(qx, qy, v[-2] + ox, v[-1] + oy)
+        pen.last_q, pen.last_ctrl = (qx, qy), None
+        return
+    pen.last_ctrl = pen.last_q = None
+
+
 def path_geometry(d: str, flatten: int = 8) -> PathGeometry:
     """Parse SVG path data and return its geometry.
+
+    Three steps: `_segments` splits the data into segments, `_draw` moves a `_Pen` along each, the pen's
+    `geometry` is the result. docs/benchmarks.md compares this parser with svgelements and svgpathtools.
 
     Args:
         d: The ``d`` attribute (absolute and relative commands; arcs are approximated by their end points
@@ -146,128 +285,14 @@ def path_geometry(d: str, flatten: int = 8) -> PathGeometry:
 
     Returns:
         The path's `PathGeometry`.
+
+    Raises:
+        ValueError: The data starts with a number or has numbers after a close-path.
     """
-    # One function on purpose: a single pass over the tokens with the pen state in locals and closures is the
-    # engraver's hottest loop (every glyph outline and slur of every page); methods on a parser object cost
-    # attribute lookups per point.
-    tokens = _PATH_TOKEN.findall(d)
-    xs: list[float] = []
-    ys: list[float] = []
-    pts: list[tuple[float, float]] = []
-    area = 0.0
-    sub: list[tuple[float, float]] = []
-    cx = cy = sx = sy = 0.0
-    last_ctrl: tuple[float, float] | None = None
-    last_q: tuple[float, float] | None = None
-    cmd = ""
-    i = 0
-    n = len(tokens)
-
-    def nums(k: int) -> list[float]:
-        nonlocal i
-        out = []
-        for _ in range(k):
-            out.append(float(tokens[i][1]))
-            i += 1
-        return out
-
-    def close_sub() -> None:
-        nonlocal area, sub
-        if len(sub) > 2:
-            s = 0.0
-            for (x0, y0), (x1, y1) in zip(sub, sub[1:] + sub[:1]):
-                s += x0 * y1 - x1 * y0
-            area += s / 2
-        pts.extend(sub)
-        sub = []
-
-    def line_to(x: float, y: float) -> None:
-        xs.append(x)
-        ys.append(y)
-        sub.append((x, y))
-
-    def cubic(x1: float, y1: float, x2: float, y2: float, x: float, y: float) -> None:
-        for t in _cubic_extrema(cx, x1, x2, x):
-            xs.append(_cubic_at(cx, x1, x2, x, t))
-        for t in _cubic_extrema(cy, y1, y2, y):
-            ys.append(_cubic_at(cy, y1, y2, y, t))
-        for k in range(1, flatten):
-            t = k / flatten
-            sub.append((_cubic_at(cx, x1, x2, x, t), _cubic_at(cy, y1, y2, y, t)))
-        line_to(x, y)
-
-    while i < n:
-        if tokens[i][0]:
-            cmd = tokens[i][0]
-            i += 1
-            if cmd in "Zz":
-                close_sub()
-                cx, cy = sx, sy
-                last_ctrl = last_q = None
-                continue
-        elif not cmd:
-            raise ValueError(f"path data starts with a number: {d[:40]!r}")
-        rel = cmd.islower()
-        c = cmd.upper()
-        ox, oy = (cx, cy) if rel else (0.0, 0.0)
-        if c == "M":
-            x, y = nums(2)
-            close_sub()
-            cx, cy = sx, sy = x + ox, y + oy
-            xs.append(cx)
-            ys.append(cy)
-            sub.append((cx, cy))
-            cmd = "l" if rel else "L"  # further pairs are implicit line-tos
-            last_ctrl = last_q = None
-            continue
-        if c == "L":
-            x, y = nums(2)
-            cx, cy = x + ox, y + oy
-            line_to(cx, cy)
-            last_ctrl = last_q = None
-        elif c == "H":
-            (x,) = nums(1)
-            cx = x + ox
-            line_to(cx, cy)
-            last_ctrl = last_q = None
-        elif c == "V":
-            (y,) = nums(1)
-            cy = y + oy
-            line_to(cx, cy)
-            last_ctrl = last_q = None
-        elif c == "C":
-            x1, y1, x2, y2, x, y = nums(6)
-            x1, y1, x2, y2, x, y = x1 + ox, y1 + oy, x2 + ox, y2 + oy, x + ox, y + oy
-            cubic(x1, y1, x2, y2, x, y)
-            cx, cy, last_ctrl, last_q = x, y, (x2, y2), None
-        elif c == "S":
-            x2, y2, x, y = nums(4)
-            x2, y2, x, y = x2 + ox, y2 + oy, x + ox, y + oy
-            x1, y1 = (2 * cx - last_ctrl[0], 2 * cy - last_ctrl[1]) if last_ctrl else (cx, cy)
-            cubic(x1, y1, x2, y2, x, y)
-            cx, cy, last_ctrl, last_q = x, y, (x2, y2), None
-        elif c in "QT":
-            if c == "Q":
-                qx, qy, x, y = nums(4)
-                qx, qy = qx + ox, qy + oy
-            else:
-                x, y = nums(2)
-                qx, qy = (2 * cx - last_q[0], 2 * cy - last_q[1]) if last_q else (cx, cy)
-            x, y = x + ox, y + oy
-            # a quadratic is the cubic with control points 2/3 of the way to the quadratic one
-            cubic(cx + 2 / 3 * (qx - cx), cy + 2 / 3 * (qy - cy), x + 2 / 3 * (qx - x), y + 2 / 3 * (qy - y), x, y)
-            cx, cy, last_q, last_ctrl = x, y, (qx, qy), None
-        elif c == "A":
-            _rx, _ry, _rot, _large, _sweep, x, y = nums(7)
-            cx, cy = x + ox, y + oy
-            line_to(cx, cy)
-            last_ctrl = last_q = None
-        else:  # pragma: no cover - the regex only yields the commands above
-            raise ValueError(f"unsupported path command {cmd!r}")
-    close_sub()
-    if not xs:
-        return PathGeometry((0.0, 0.0, 0.0, 0.0), 0.0, ())
-    return PathGeometry((min(xs), min(ys), max(xs), max(ys)), abs(area), tuple(pts))
+    pen = _Pen(flatten)
+    for cmd, v in _segments(d):
+        _draw(pen, cmd, v)
+    return pen.geometry()
 
 
 @dataclass

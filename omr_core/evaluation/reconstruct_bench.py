@@ -151,8 +151,8 @@ class BenchReport:
             {"figure": "pages with exact staff count", "value": f"{self.staff_count_exact}/{len(self.pages)}", "target": "all", "ok": n == len(self.pages) and self.staff_count_exact == n},
             {"figure": "pages warned of missed staves", "value": f"{self.warned}/{len(self.pages)}", "target": "", "ok": True},
             {"figure": "mean |line y error| (px)", "value": round(self.line_error_px, 3), "target": f"<= {TARGETS['line_error_px']}", "ok": bool(self.line_error_px <= TARGETS["line_error_px"])},
-            {"figure": "staff + reconstruction (ms/page, median)", "value": round(self.ms_per_page, 1), "target": f"<= {TARGETS['ms_per_page']:.0f}", "ok": bool(self.ms_per_page <= TARGETS["ms_per_page"])},
-            {"figure": "staff + reconstruction (ms/page, slowest page)", "value": round(self.ms_max, 1), "target": "", "ok": True},
+            {"figure": "staff + reconstruction (CPU ms/page, median)", "value": round(self.ms_per_page, 1), "target": f"<= {TARGETS['ms_per_page']:.0f}", "ok": bool(self.ms_per_page <= TARGETS["ms_per_page"])},
+            {"figure": "staff + reconstruction (CPU ms/page, slowest page)", "value": round(self.ms_max, 1), "target": "", "ok": True},
         ]
 
 
@@ -245,14 +245,15 @@ def score_page(gray: np.ndarray, ann: Any, filename: str, heads: Sequence[Any] |
     gt_stems = boxes[names == "stem"]
     gt_ledgers = boxes[names == "ledgerLine"]
     staff_rows = np.nonzero(names == "staff")[0]
-    t0 = time.perf_counter()
+    # CPU time of this process: on a shared machine wall time measures the other jobs' load as much as ours
+    t0 = time.process_time()
     try:
         page = detect_staves(gray)
     except NoStaffError as exc:
         return PageScore(filename, Counts(0, 0, len(gt_stems)), Counts(0, 0, len(gt_ledgers)), 0, len(staff_rows), float("nan"), 0.0, 0.0, str(exc))
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     rec = reconstruct(gray, heads, page=page)
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     staves = rec.staves
     space = float(np.median([s.space for s in staves])) if staves else 20.0
     pred_stems = np.array([s.bbox for s in rec.stems], dtype=np.float64).reshape(-1, 4)
