@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.ui.demo import render_demo_score
 from dashboard.ui.guard import can_act
 from dashboard.ui.notify import render_notifications
 from dashboard.ui.queue import render_queue
@@ -459,6 +460,7 @@ def demo_box() -> None:
 has_runs = bool(discover_runs(ws.runs))
 if not has_runs:
     demo_box()
+render_demo_score(ws.runs)
 with st.expander("Launch a run", icon=":material/rocket_launch:", expanded=not has_runs):
     launch_form()
 with st.expander("Notifications", icon=":material/notifications:"):

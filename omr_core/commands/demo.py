@@ -49,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
     code = follow_bar(res.run_dir, (res.train_hours or 0) * 3600)
     best = res.run_dir / "weights" / "best.pt"
     if code == 0 and best.is_file():
-        from omr_core.training.demo import check_model
+        from omr_core.training.demo import score_demo
 
-        print(f"{best}: {check_model(best, res.synth).summary()}", file=sys.stderr)
+        val, page = score_demo(res.run_dir, res.data_yaml, res.synth)
+        print(f"{best}: {val.summary()}", file=sys.stderr)
+        print(f"{best}: {page.summary()}", file=sys.stderr)
     return code
 
 

@@ -30,6 +30,10 @@ BUDGET_MIN = 20.0
 RESERVE_MIN = 3.0
 #: Shortest training the budget may leave (Ultralytics' ``time`` is in hours).
 MIN_TRAIN_H = 0.01
+#: The demo's model is judged on the classes with at least this many validation instances (fewer make AP noise).
+MIN_INSTANCES = 20
+#: What the demo must reach on those classes (mAP50 on its engraved validation tiles).
+TARGET_MAP50 = 0.60
 
 Progress = Callable[[int, int], None]
 
@@ -235,3 +239,154 @@ def check_model(weights: str | Path, synth: str | Path) -> DemoCheck:
     gt = heads[["x0", "y0", "x1", "y1"]].to_numpy(dtype=np.float64)
     return DemoCheck(page=page, detections=len(res.detections), noteheads=notehead_counts(pred, gt),
                      inference=res.inference.summary if res.inference else "")
+
+
+@dataclass(frozen=True)
+class ValidationScore:
+    """The model's validation AP per class, judged on the classes with enough instances to measure.
+
+    Attributes:
+        map50: Mean AP50 over ``classes`` (None when no class has ``min_instances``).
+        classes: The classes with at least ``min_instances`` validation instances.
+        min_instances: The threshold.
+        all_map50: Ultralytics' own mean over every class with a validation instance.
+        tiles: Validation images.
+        per_class: ``(class, instances, AP50)`` for every class with a validation instance, most instances first.
+        source: Where the APs come from (the run's final validation of best.pt, or a validation run here).
+    """
+
+    map50: float | None
+    classes: tuple[str, ...]
+    min_instances: int
+    all_map50: float | None
+    tiles: int
+    per_class: tuple[tuple[str, int, float], ...]
+    source: str
+
+    @property
+    def reached(self) -> bool:
+        return self.map50 is not None and self.map50 >= TARGET_MAP50
+
+    def summary(self) -> str:
+        """One line for people."""
+        if self.map50 is None:
+            return f"no class has {self.min_instances} validation instances: mAP50 not measured ({self.source})"
+        return (f"mAP50 {self.map50:.3f} on {self.tiles} validation tiles over the {len(self.classes)} classes with "
+                f"≥ {self.min_instances} instances (target {TARGET_MAP50:.2f}: {'reached' if self.reached else 'not reached'}); "
+                f"Ultralytics' mean over all {len(self.per_class)} classes present: "
+                f"{self.all_map50:.3f}; {self.source}")
+
+
+def val_instances(data_yaml: str | Path) -> tuple[dict[str, int], int]:
+    """Validation instances per class name and the number of validation images, from the label files."""
+    from omr_core.datasets.yolo import label_path_for, read_data_yaml, read_labels
+
+    ds = read_data_yaml(data_yaml)
+    images = list(ds.splits.get("val", ()))
+    counts: dict[str, int] = {}
+    for img in images:
+        lab = label_path_for(img)
+        if not lab.is_file():
+            continue
+        for c in read_labels(lab)[:, 0].astype(int):
+            name = ds.names[c] if 0 <= c < len(ds.names) else str(c)
+            counts[name] = counts.get(name, 0) + 1
+    return counts, len(images)
+
+
+def _final_class_ap50(run_dir: Path) -> dict[str, float] | None:
+    """AP50 per class of the run's last validation (after training: best.pt's), as the worker recorded it."""
+    import orjson
+
+    from omr_core.training.runs import CLASS_AP
+
+    try:
+        lines = (run_dir / CLASS_AP).read_bytes().splitlines()
+    except OSError:
+        return None
+    for ln in reversed(lines):
+        try:
+            row = orjson.loads(ln)
+            return {str(k): float(v) for k, v in row["ap50"].items()}
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+            continue  # a line being written, or a record without AP50
+    return None
+
+
+def validation_score(run_dir: str | Path, data_yaml: str | Path, *, min_instances: int = MIN_INSTANCES) -> ValidationScore:
+    """Score a finished run on its validation tiles: mean AP50 over the classes with ``min_instances`` instances.
+
+    The APs are Ultralytics' own from the run's final validation of best.pt (recorded per epoch by the worker);
+    for a run without that record, best.pt is validated here (`omr_core.evaluation.evaluate`).
+    """
+    run_dir = Path(run_dir)
+    counts, tiles = val_instances(data_yaml)
+    ap50 = _final_class_ap50(run_dir)
+    source = "Ultralytics' final validation of best.pt"
+    if ap50 is None:
+        from omr_core.evaluation.evaluate import evaluate, run_defaults
+
+        best = run_dir / "weights" / "best.pt"
+        if not best.is_file():
+            raise OmrError(f"{run_dir}: no weights/best.pt to score (has the run finished?)")
+        d = run_defaults(best)
+        ev = evaluate(best, data_yaml, "val", imgsz=int(d.get("imgsz") or 320), batch=16)
+        pc = ev.per_class()
+        pc = pc[pc["instances"] > 0]
+        ap50 = {str(r["class"]): float(r["ap50"]) for _, r in pc.iterrows()}
+        source = f"best.pt validated here ({ev.folder})"
+    rows = sorted(((n, counts.get(n, 0), v) for n, v in ap50.items() if counts.get(n, 0) > 0), key=lambda r: -r[1])
+    big = [r for r in rows if r[1] >= min_instances]
+    mean = (sum(r[2] for r in big) / len(big)) if big else None
+    all_mean = (sum(r[2] for r in rows) / len(rows)) if rows else None
+    return ValidationScore(map50=mean, classes=tuple(r[0] for r in big), min_instances=min_instances,
+                           all_map50=all_mean, tiles=tiles, per_class=tuple(rows), source=source)
+
+
+#: Where a demo run keeps its score (written once the run is scored; the Training page shows it).
+SCORE_FILE = "demo_score.json"
+
+
+def score_demo(run_dir: str | Path, data_yaml: str | Path, synth: str | Path) -> tuple[ValidationScore, DemoCheck]:
+    """Score a finished demo run on its validation tiles and on a held-out page; keep the result in the run folder."""
+    from dataclasses import asdict
+
+    from omr_core.atomic import write_json
+
+    run_dir = Path(run_dir)
+    val = validation_score(run_dir, data_yaml)
+    page = check_model(run_dir / "weights" / "best.pt", synth)
+    write_json(run_dir / SCORE_FILE, {"validation": asdict(val), "validation_summary": val.summary(),
+                                      "page_summary": page.summary(), "noteheads": asdict(page.noteheads)})
+    return val, page
+
+
+def load_demo_score(run_dir: str | Path) -> dict[str, Any] | None:
+    """The score `score_demo` kept for this run, or None."""
+    import json
+
+    try:
+        doc = json.loads((Path(run_dir) / SCORE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def finished_demo_runs(runs_dir: str | Path) -> list[tuple[Path, Path, Path]]:
+    """Finished demo runs in ``runs_dir``, newest first: ``(run folder, its data.yaml, the engraved dataset)``.
+
+    A demo run is one trained on the demo's converted dataset (``<datasets>/demo-yolo``) that has a best.pt.
+    """
+    from omr_core.training.record import RunState
+    from omr_core.training.runs import discover_runs, read_run
+
+    out: list[tuple[float, Path, Path, Path]] = []
+    for d in discover_runs(runs_dir):
+        doc = read_run(d)
+        if doc is None or doc.state is not RunState.FINISHED or not (d / "weights" / "best.pt").is_file():
+            continue
+        data = Path(str(doc.args.get("data") or ""))
+        if data.parent.name != YOLO_DIR or not data.is_file():
+            continue
+        out.append((float(doc.ended or doc.started or 0), d, data, data.parent.parent / SYNTH_DIR))
+    return [(d, y, s) for _, d, y, s in sorted(out, key=lambda r: -r[0])]

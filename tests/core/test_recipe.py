@@ -40,7 +40,7 @@ def test_the_presets_exist_and_say_what_they_are() -> None:
     spec = build_spec("r", "yolov8n.yaml", "coco8.yaml", preset=recipe.CPU_PRESET)  # Ultralytics' own checks
     a = spec.args
     assert (a["optimizer"], a["lr0"], a["lrf"], a["momentum"]) == ("SGD", 0.02, 0.1, 0.9)
-    assert a["nbs"] == a["batch"] == 16 and a["imgsz"] == 320 and a["warmup_epochs"] == 0.5
+    assert a["nbs"] == a["batch"] == 8 and a["imgsz"] == 320 and a["warmup_epochs"] == 0.5
     assert a["fliplr"] == a["flipud"] == a["degrees"] == a["hsv_h"] == a["hsv_s"] == 0.0
     assert (a["close_mosaic"], a["scale"], a["translate"]) == (2, 0.3, 0.1)
 

@@ -32,7 +32,7 @@ def test_first_start_button_runs_the_recipe(tmp_path: Path, monkeypatch: pytest.
         doc = read_run(run_dir)
         assert doc is not None and doc.spec["preset"] == "cpu-small"
         a = doc.args
-        assert (a["optimizer"], a["imgsz"], a["batch"], a["nbs"], a["workers"]) == ("SGD", 320, 16, 16, 0)
+        assert (a["optimizer"], a["imgsz"], a["batch"], a["nbs"], a["workers"]) == ("SGD", 320, 8, 8, 0)
         assert 0.2 < a["time"] < 0.3  # what is left of 20 minutes after engraving and converting, in hours
         assert doc.scale == {"tile": 640, "overlap": 0.2, "imgsz": 320, "scale": 1.0}
         data = Path(a["data"]).parent
