@@ -216,7 +216,11 @@ def assign_splits(ds: LoadedDataset, options: ConvertOptions) -> np.ndarray:
     Raises:
         ConvertError: When the plan leaves no training or no validation image.
     """
-    imgs = ds.data.images
+    return split_pages(ds.data.images, ds.kind, options)
+
+
+def split_pages(imgs: pd.DataFrame, kind: str, options: ConvertOptions) -> np.ndarray:
+    """`assign_splits` from an images table and the source kind (a many-file conversion decides them all at once)."""
     src = imgs["split"].astype(str).map(_split_of).to_numpy(dtype=object) if "split" in imgs.columns else np.full(len(imgs), "train", dtype=object)
     out = src.copy()
     if options.val_from == "test":
@@ -241,7 +245,7 @@ def assign_splits(ds: LoadedDataset, options: ConvertOptions) -> np.ndarray:
     if not (out == "train").any():
         raise ConvertError(
             "no training images: the source has no train split"
-            + (" (give deepscores_train.json too, or use --val-from split)" if ds.kind == KIND_DEEPSCORES else "")
+            + (" (give deepscores_train.json too, or use --val-from split)" if kind == KIND_DEEPSCORES else "")
         )
     if not (out == "val").any():
         need = "" if len(out) >= 2 else f"; it has {_pages(len(out))} and carving needs at least 2 pages, so add pages"
@@ -384,12 +388,13 @@ def _place_image(src: Path, dst: Path, mode: str) -> str:
     return "symlink"
 
 
-def _guard_paths(ds: LoadedDataset, out: Path) -> None:
+def _guard_paths(ds: Any, out: Path) -> None:
     """Refuse an output that is, or contains, any source file (converting must never touch the source)."""
     o = out.resolve()
     srcs = [p.resolve() for p in ds.paths]
-    if "path" in ds.data.images.columns:
-        parents = {Path(str(p)).resolve().parent for p in ds.data.images["path"].dropna().unique()[:10000] if str(p)}
+    images = ds.data.images if isinstance(ds, LoadedDataset) else ds.images  # or a many-file summary
+    if "path" in images.columns:
+        parents = {Path(str(p)).resolve().parent for p in images["path"].dropna().unique()[:10000] if str(p)}
         srcs += sorted(parents)
     for s in srcs:
         if s == o or o in s.parents:
@@ -498,19 +503,7 @@ def convert(
     """
     t0 = time.perf_counter()
     opts = options or ConvertOptions()
-    _check_plan(ds, plan, opts)
-    out_p = Path(out).expanduser().absolute()
-    _guard_paths(ds, out_p)
-    leftovers = clean_leftovers(out_p)  # before the emptiness check: a killed swap may have set OUT aside
-    _prepare_out(out_p, opts.overwrite)
-
-    lines: list[str] = []
-
-    def say(msg: str) -> None:
-        lines.append(msg)
-        if log is not None:
-            log(msg)
-
+    out_p, leftovers, lines, say = _prologue(ds, plan, opts, out, log)
     pages = _source_pages(ds, opts)
     kept = _kept_boxes(ds, plan, pages.n)
     stats = class_stats(ds, opts.imgsz or 1024)
@@ -520,44 +513,91 @@ def convert(
         say(line)
     for line in _intro(ds, plan, stats, kept.fixes, pages.n, src_counts):
         say(line)
-    tmp = out_p.parent / f".{out_p.name}{_TMP_TAG}{_owner_tag()}-{uuid.uuid4().hex[:8]}"
-    try:
-        out_p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
+    with _staging(out_p) as tmp:
         done = _write_pages(tmp, pages, kept, len(plan.kept), opts, progress)
-        fixes = kept.fixes
-        if opts.tile is not None:
-            fixes = BoxFixes(**{**fixes.to_dict(), "slivers": done.slivers, "lost_in_tiling": done.lost})
-            say(
-                f"tiling: {done.tiles} tiles of {opts.tile}px (overlap {opts.overlap:.0%}) from {pages.n} pages; "
-                f"{done.slivers} sliver pieces dropped, {done.lost} boxes kept by no tile"
-            )
-        counts = {n: int(done.counts[j]) for j, n in enumerate(plan.kept)}
-        fc = _write_metadata(tmp, ds, plan, stats, counts, fixes, done, opts, override)
-        ver = verify_output(
-            tmp,
-            plan,
-            expected=counts,
-            expected_files=done.expected_files,
-            source_counts=None if opts.tile else {n: src_counts.get(n, 0) - kept.dropped[n] for n in plan.kept},
-        )
-        if progress is not None:
-            progress(pages.n + 1, pages.n + 1)
-        for line in ver.lines:
-            say("verify " + line)
-        if not ver.ok:
-            raise ConvertError("verification of the written dataset failed:\n  " + "\n  ".join(ver.lines))
-        mode = "+".join(sorted(done.modes))
-        say(f"images: {mode}; {sum(done.split_images.values())} images in {', '.join(f'{k} {v}' for k, v in done.split_images.items())}")
-        say(f"wrote {int(done.counts.sum())} labels in {time.perf_counter() - t0:.1f} s")
-        with _writing(tmp / "convert.log"):
-            (tmp / "convert.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out_p)
+        return _finish(tmp, out_p, ds, plan, opts, stats, done, kept.fixes, kept.dropped, pages.n, say, lines, progress, t0)
+
+
+def _prologue(
+    ds: Any, plan: ExclusionPlan, opts: ConvertOptions, out: str | os.PathLike[str], log: Log | None
+) -> tuple[Path, list[str], list[str], Log]:
+    """Checks before anything is written; returns (OUT, leftover notes, the log's lines, the function adding one)."""
+    _check_plan(ds, plan, opts)
+    out_p = Path(out).expanduser().absolute()
+    _guard_paths(ds, out_p)
+    leftovers = clean_leftovers(out_p)  # before the emptiness check: a killed swap may have set OUT aside
+    _prepare_out(out_p, opts.overwrite)
+    lines: list[str] = []
+
+    def say(msg: str) -> None:
+        lines.append(msg)
+        if log is not None:
+            log(msg)
+
+    return out_p, leftovers, lines, say
+
+
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """The temporary folder next to ``out`` a conversion writes into; removed on any error (OUT is left as it was)."""
+    tmp = out.parent / f".{out.name}{_TMP_TAG}{_owner_tag()}-{uuid.uuid4().hex[:8]}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        yield tmp
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, OmrError):  # disk full, ulimit -f: a message, not a traceback
-            raise ConvertWriteError.wrap(exc, out_p, tmp) from exc
+            raise ConvertWriteError.wrap(exc, out, tmp) from exc
         raise
+
+
+def _finish(
+    tmp: Path,
+    out_p: Path,
+    ds: Any,
+    plan: ExclusionPlan,
+    opts: ConvertOptions,
+    stats: pd.DataFrame,
+    done: _Written,
+    fixes: BoxFixes,
+    dropped: dict[str, int],
+    n_pages: int,
+    say: Log,
+    lines: list[str],
+    progress: Progress | None,
+    t0: float,
+) -> ConvertReport:
+    """Metadata, verification by re-reading, the log, and the rename into place of a written staging folder."""
+    src_counts = dict(zip(stats["name"], stats["instances"].astype(int)))
+    override = plan.override_log()
+    if opts.tile is not None:
+        fixes = BoxFixes(**{**fixes.to_dict(), "slivers": done.slivers, "lost_in_tiling": done.lost})
+        say(
+            f"tiling: {done.tiles} tiles of {opts.tile}px (overlap {opts.overlap:.0%}) from {n_pages} pages; "
+            f"{done.slivers} sliver pieces dropped, {done.lost} boxes kept by no tile"
+        )
+    counts = {n: int(done.counts[j]) for j, n in enumerate(plan.kept)}
+    fc = _write_metadata(tmp, ds, plan, stats, counts, fixes, done, opts, override)
+    ver = verify_output(
+        tmp,
+        plan,
+        expected=counts,
+        expected_files=done.expected_files,
+        source_counts=None if opts.tile else {n: src_counts.get(n, 0) - dropped[n] for n in plan.kept},
+    )
+    if progress is not None:
+        progress(n_pages + 1, n_pages + 1)
+    for line in ver.lines:
+        say("verify " + line)
+    if not ver.ok:
+        raise ConvertError("verification of the written dataset failed:\n  " + "\n  ".join(ver.lines))
+    mode = "+".join(sorted(done.modes))
+    say(f"images: {mode}; {sum(done.split_images.values())} images in {', '.join(f'{k} {v}' for k, v in done.split_images.items())}")
+    say(f"wrote {int(done.counts.sum())} labels in {time.perf_counter() - t0:.1f} s")
+    with _writing(tmp / "convert.log"):
+        (tmp / "convert.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _swap_into_place(tmp, out_p)
     return ConvertReport(
         out=out_p,
         data_yaml=out_p / "data.yaml",
@@ -576,7 +616,7 @@ def convert(
     )
 
 
-def _check_plan(ds: LoadedDataset, plan: ExclusionPlan, opts: ConvertOptions) -> None:
+def _check_plan(ds: Any, plan: ExclusionPlan, opts: ConvertOptions) -> None:
     """Refuse options and plans that cannot convert ``ds`` (before anything is touched on disk)."""
     opts.validate()
     plan.check()
@@ -601,8 +641,11 @@ class _Pages:
         return len(self.fnames)
 
 
-def _source_pages(ds: LoadedDataset, opts: ConvertOptions) -> _Pages:
-    """The pages to write, refused when an image is missing, unloadable, or two would get one output name."""
+def _source_pages(ds: LoadedDataset, opts: ConvertOptions, splits: np.ndarray | None = None) -> _Pages:
+    """The pages to write, refused when an image is missing, unloadable, or two would get one output name.
+
+    ``splits``: the output split per page when already decided (a many-file conversion), else `assign_splits`.
+    """
     imgs = ds.data.images.reset_index(drop=True)
     n_img = len(imgs)
     if n_img == 0:
@@ -618,7 +661,13 @@ def _source_pages(ds: LoadedDataset, opts: ConvertOptions) -> _Pages:
     bad_ext = sorted({Path(f).suffix for f in fnames if Path(f).suffix.lower().lstrip(".") not in IMG_SUFFIXES})
     if bad_ext:
         raise ConvertError(f"page images with suffixes Ultralytics cannot load: {', '.join(bad_ext)}")
-    splits = assign_splits(ds, opts)
+    splits = assign_splits(ds, opts) if splits is None else splits
+    check_unique_stems(splits, fnames)
+    return _Pages(paths, fnames, splits, imgs["width"].to_numpy(np.float64), imgs["height"].to_numpy(np.float64))
+
+
+def check_unique_stems(splits: np.ndarray, fnames: Sequence[str]) -> None:
+    """Refuse two pages that would get the same output name in one split."""
     seen: dict[tuple[str, str], int] = {}
     for i, (sp, f) in enumerate(zip(splits, fnames)):
         key = (str(sp), Path(f).stem)
@@ -628,7 +677,6 @@ def _source_pages(ds: LoadedDataset, opts: ConvertOptions) -> _Pages:
                 "file stems must be unique per split"
             )
         seen[key] = i
-    return _Pages(paths, fnames, splits, imgs["width"].to_numpy(np.float64), imgs["height"].to_numpy(np.float64))
 
 
 @dataclass(frozen=True)
@@ -671,7 +719,7 @@ def _kept_boxes(ds: LoadedDataset, plan: ExclusionPlan, n_img: int) -> _KeptBoxe
 
 
 def _intro(
-    ds: LoadedDataset, plan: ExclusionPlan, stats: pd.DataFrame, fixes: BoxFixes, n_img: int, src_counts: dict[str, int]
+    ds: Any, plan: ExclusionPlan, stats: pd.DataFrame, fixes: BoxFixes, n_img: int, src_counts: dict[str, int]
 ) -> list[str]:
     """The log's opening lines: the source, the plan, every excluded class and the box repairs."""
     lines = [
@@ -710,8 +758,8 @@ def _write_pages(
     """Place every page (or its tiles) and write its labels into the staging folder ``tmp``; one progress step each."""
     done = _Written(np.zeros(nc, dtype=np.int64))
     for s in [s for s in ("train", "val", "test") if (pages.splits == s).any()]:
-        (tmp / "images" / s).mkdir(parents=True)
-        (tmp / "labels" / s).mkdir(parents=True)
+        (tmp / "images" / s).mkdir(parents=True, exist_ok=True)  # exist_ok: parallel parts share the folder
+        (tmp / "labels" / s).mkdir(parents=True, exist_ok=True)
     boxes, cls, bounds = kept.boxes, kept.cls, kept.bounds
     for i in range(pages.n):
         sp = str(pages.splits[i])
