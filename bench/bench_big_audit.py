@@ -101,15 +101,16 @@ def _convert_child(data: Path, cache: Path, out: Path, workers: int) -> dict[str
     for f in files:
         link_page_images(f)
     plan = make_plan(tuple(class_table().names()), ["stem", "ledgerLine"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), os.times()
     rep = convert_files(files, out, plan, ConvertOptions(val_from="split", overwrite=True), workers=workers, cache=ColumnarCache(cache))
-    wall = time.perf_counter() - t0
+    wall, c1 = time.perf_counter() - t0, os.times()
     shutil.rmtree(out, ignore_errors=True)
     return {
         "wall_s": wall,
         "labels": rep.labels,
         "verified": rep.verification.ok,
         "workers": workers,
+        "cpu_s": sum(getattr(c1, f) - getattr(c0, f) for f in ("user", "system", "children_user", "children_system")),
         "parent_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20),
         "worker_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / (1 << 20),
     }
@@ -124,6 +125,26 @@ def _run_child(data: Path, cache: Path, *extra: str) -> dict[str, Any]:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def identity_row(path: Path, cache: Path) -> dict[str, Any]:
+    """Per-class counts, sizes and density from the cache against today's full reader on one file of the set."""
+    import numpy as np
+    import pandas as pd
+
+    from omr_core.audit.statistics import class_stats, density_summary, instances_per_image
+    from omr_core.audit.summary import summarize_files
+    from omr_core.datasets.columnar import ColumnarCache
+    from omr_core.datasets.discovery import load_dataset
+
+    full = load_dataset([path], check_images=False)
+    summ = summarize_files([path], cache=ColumnarCache(cache), check_images=False)
+    same = all(class_stats(full, z).equals(summ.class_stats(z)) for z in (640, 1024))
+    a, b = instances_per_image(full), summ.instances_per_image()
+    same = same and bool(np.array_equal(a, b)) and density_summary(a) == density_summary(b)
+    same = same and bool(pd.Index(full.data.images["image_id"]).equals(pd.Index(summ.images["image_id"])))
+    n = len(full.data.annotations)
+    return _row(f"identical to the full reader on {path.name} ({n:,} annotations)", "yes" if same else "NO", "identical", same)
+
+
 def _row(figure: str, value: str, target: str = "", ok: bool = True) -> dict[str, Any]:
     return {"figure": figure, "value": value, "target": target, "ok": ok}
 
@@ -135,6 +156,7 @@ def convert_rows(conv: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return [
         _row(f"convert, {conv['workers']} worker processes (wall)", f"{conv['wall_s']:.0f} s, {conv['labels']:,} labels, verified {conv['verified']}",
              f"<= {TARGET_CONVERT_S // 60} min", conv["wall_s"] <= TARGET_CONVERT_S and conv["verified"]),
+        _row("convert CPU time (parent + workers)", f"{conv['cpu_s']:.0f} s ({conv['cpu_s'] / max(conv['wall_s'], 1e-9):.2f} cores busy)"),
         _row("convert peak RSS (parent + workers x largest worker)", f"{rss:.2f} GB ({conv['parent_rss_gb']:.2f} + "
              f"{conv['workers']} x {conv['worker_rss_gb']:.2f})", f"<= {TARGET_RSS_GB:g} GB", rss <= TARGET_RSS_GB),
         _row(f"full set: convert on {conv['workers']} workers (extrapolated, linear)", f"{full_min:.0f} min"),
@@ -196,6 +218,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         cold = _run_child(data, cache)
         warm = _run_child(data, cache)
         rows = rows_of(cold, warm, args.scale)
+        rows.append(identity_row(sorted(data.glob("deepscores-complete-*.json"))[0], cache))
         if args.convert:
             out = root / f"yolo-{args.scale:g}"
             rows += convert_rows(_run_child(data, cache, "--convert", str(args.convert), "--child-convert", str(out)), cold["annotations"])

@@ -15,4 +15,5 @@ def test_small_scale_benchmark_runs_and_reopens_without_parsing(tmp_path: Path) 
     reopen = by["reopen from the cache (wall)"]
     assert "0 parsed" in reopen["value"] and reopen["ok"], reopen
     assert by["audit peak RSS"]["ok"]
+    assert [r["ok"] for r in rows if r["figure"].startswith("identical to the full reader")] == [True]
     assert len(list((tmp_path / "scale-0.0002").glob("deepscores-complete-*.json"))) == 2

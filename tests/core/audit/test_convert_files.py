@@ -85,3 +85,28 @@ def test_omr_convert_on_a_glob_runs_in_workers(files: list[Path], tmp_path: Path
     convert(full, single, make_plan(full.names, ["stem"]), ConvertOptions(val_from="split"))
     assert _tree(out) == _tree(single)
     assert "parallel: 3 files in 2 worker processes" in (out / "convert.log").read_text()
+
+
+def test_verification_reads_labels_in_bounded_memory(tmp_path: Path) -> None:
+    """Re-reading 240,000 labels must not hold them all as Python strings at once (4.3 GB at one tenth of complete)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from omr_core.audit.convert import _read_label_counts
+
+    rng = np.random.default_rng(0)
+    rels = []
+    for i in range(240):
+        cls = rng.integers(0, 7, 1000)
+        xywh = rng.uniform(0.1, 0.5, (1000, 4))
+        (tmp_path / f"p{i}.txt").write_text("".join(f"{c} {a:.6f} {b:.6f} {w:.6f} {h:.6f}\n" for c, (a, b, w, h) in zip(cls, xywh)))
+        rels.append(f"p{i}.txt")
+    tracemalloc.start()
+    found, per_file, problems = _read_label_counts(tmp_path, rels, 7)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert problems == [] and int(found.sum()) == 240_000 and set(per_file.values()) == {1000}
+    assert peak < 30 << 20, f"peak {peak / 2**20:.0f} MB of Python allocations while counting labels"
+    (tmp_path / "p239.txt").write_text("7 0.5 0.5 0.1 0.1\n")  # a bad class index in the last file is still found
+    assert "class indices outside 0..6" in _read_label_counts(tmp_path, rels, 7)[2]
