@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -230,6 +232,27 @@ def make_big_deepscores(
 
     write_atomic(path, stream)
     return path
+
+
+def link_page_images(path: Path | str) -> Path:
+    """Give every page of an annotation file an image in ``images/`` next to it: hard links to one small PNG.
+
+    Conversions need the page files to exist; their pixels do not matter to a benchmark of label writing.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    folder = path.parent / "images"
+    folder.mkdir(exist_ok=True)
+    blank = path.parent / ".blank-page.png"
+    if not blank.is_file():
+        Image.new("L", (64, 64), 255).save(blank)
+    head = path.read_bytes()[: 64 << 20]
+    for name in re.findall(rb'"filename": "([^"]+)"', head):
+        target = folder / name.decode()
+        if not target.exists():
+            os.link(blank, target)
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:

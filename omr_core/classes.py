@@ -260,6 +260,7 @@ def class_table() -> ClassTable:
     return ClassTable(tuple(rows))
 
 
+@lru_cache(maxsize=4096)
 def official_category(name: str) -> Category | None:
     """The official class of ``name`` (aliases resolved), or None for a name outside DeepScoresV2's table."""
     try:

@@ -15,11 +15,13 @@ from dashboard.ui.audit import (
     distribution_figure,
     gallery_cached,
     load_cached,
+    page_images,
     plan_table,
     save_uploads,
     show_gallery,
     show_lookup,
     stats_cached,
+    summary_cached,
     table_view,
     workspace_datasets,
 )
@@ -36,8 +38,11 @@ from omr_core.audit.plan import (
     summarize,
 )
 from omr_core.audit.report import forecasts
-from omr_core.audit.statistics import instances_per_image
+from omr_core.audit.statistics import class_stats, instances_per_image
+from omr_core.audit.summary import DatasetSummary
 from omr_core.audit.yaml_check import check_yaml
+from omr_core.datasets.columnar import expand_sources, is_multi_source
+from omr_core.datasets.discovery import LoadedDataset
 from omr_core.errors import OmrError
 from omr_core.workspace import get_workspace
 
@@ -69,7 +74,8 @@ with st.container(border=True):
             "Or type path(s)",
             key="audit_path",
             placeholder="/data/ds2_dense/deepscores_train.json; /data/ds2_dense/deepscores_test.json",
-            help="separate several files with ';'",
+            help="separate several files with ';'. A folder or a glob (/data/ds2_complete/deepscores-complete-*) is read "
+            "file by file through a Parquet cache: a second opening reads no JSON, a damaged file is named and skipped.",
         )
     with st.expander("More: page images folder, upload"):
         images_dir = st.text_input("Page images folder (DeepScoresV2 JSON; default: images/ next to the JSON)", key="audit_images_dir")
@@ -83,22 +89,35 @@ if not paths:
     st.info(f"Choose a dataset above: DeepScoresV2 JSON file(s) or a YOLO data.yaml. Datasets in {ws.datasets} are listed automatically.")
     st.stop()
 
-key = dataset_key(tuple(paths))
+streaming = is_multi_source(paths)  # a folder or a glob: file by file through the Parquet cache
+ds: LoadedDataset | DatasetSummary
 try:
-    with st.spinner("Reading the dataset…"):
-        ds = load_cached(key, images_dir.strip() or None)
-        stats = stats_cached(key, imgsz, images_dir.strip() or None)
+    if streaming:
+        key = dataset_key(tuple(str(p) for p in expand_sources(paths)))
+        reading = st.empty()
+
+        def _reading(done: int, total: int, name: str) -> None:
+            reading.progress(done / total, text=f"Reading {name} ({done}/{total} files; read files are cached)…")
+
+        ds = summary_cached(key, images_dir.strip() or None, _progress=_reading)
+        reading.empty()
+        stats = class_stats(ds, imgsz)
+    else:
+        key = dataset_key(tuple(paths))
+        with st.spinner("Reading the dataset…"):
+            ds = load_cached(key, images_dir.strip() or None)
+            stats = stats_cached(key, imgsz, images_dir.strip() or None)
 except OmrError as exc:
     st.error(str(exc))
     st.stop()
 
-n_img = len(ds.data.images)
+n_img = len(page_images(ds))
 total = int(stats["instances"].sum())
 m = st.columns(4)
 m[0].metric("Images", f"{n_img:,}")
 m[1].metric("Instances", f"{total:,}")
 m[2].metric("Classes with instances", f"{int((stats['instances'] > 0).sum())} / {len(stats)}")
-m[3].metric("Source", ds.kind)
+m[3].metric("Source", ds.kind if not streaming else f"{ds.kind}, {len(ds.paths)} files")
 for issue in ds.issues:
     st.warning(f"{getattr(issue, 'message', issue)}", icon=":material/warning:")
 
@@ -259,8 +278,10 @@ with t_chart:
     st.caption("Hatched bars: excluded by the current plan.")
 
 with t_gallery:
-    has_images = "path" in ds.data.images.columns and bool((ds.data.images["path"].fillna("").astype(str) != "").any())
-    if not has_images:
+    has_images = bool((page_images(ds)["path"].fillna("").astype(str) != "").any())
+    if isinstance(ds, DatasetSummary):
+        st.info("The visual audit reads the annotations themselves: choose the file(s) to look at instead of a folder or a glob.")
+    elif not has_images:
         st.info("No page images were found for this dataset, so there is nothing to show. Put the pages in images/ "
                 "next to the JSON, or give the page images folder above.")
     else:
@@ -326,12 +347,15 @@ with t_convert:
     overlap = float(tc[2].number_input("Overlap", 0.0, 0.5, 0.2, step=0.05, key="audit_overlap", disabled=not tile_on))
     overwrite = st.checkbox("Replace the folder if it exists", key="audit_overwrite")
     acked = acknowledge_plan(plan, plan_rows)
-    disabled = bool(requested.violations) or not out_name.strip() or not acked
-    if requested.violations:
+    disabled = bool(requested.violations) or not out_name.strip() or not acked or streaming
+    if streaming:
+        st.caption("A folder or a glob is converted from the command line: `omr convert " + " ".join(paths) + " OUT`.")
+    elif requested.violations:
         st.caption("Conversion is disabled while the plan asks for a refused critical exclusion.")
     elif not acked:
         st.caption("Conversion is enabled once you have read and acknowledged the plan above.")
-    if st.button("Convert", type="primary", disabled=disabled, key="audit_convert") and can_act("Converting a dataset"):
+    if (st.button("Convert", type="primary", disabled=disabled, key="audit_convert") and can_act("Converting a dataset")
+            and isinstance(ds, LoadedDataset)):
         from omr_core.audit.convert import ConvertOptions, convert
         from omr_core.security import sanitize_run_name
 

@@ -17,6 +17,7 @@ import streamlit as st
 from omr_core.atomic import write_bytes
 from omr_core.audit.plan import ExcludedClass, ExclusionPlan, NameLookup
 from omr_core.audit.statistics import class_stats, render_crop, sample_crops
+from omr_core.audit.summary import DatasetSummary, summarize_files
 from omr_core.classes import GROUP_COLORS
 from omr_core.datasets.discovery import LoadedDataset, find_datasets, load_dataset
 
@@ -45,6 +46,19 @@ def dataset_key(paths: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
 def load_cached(key: tuple[tuple[str, int], ...], images_dir: str | None = None) -> LoadedDataset:
     """Load a dataset once per (paths, mtimes)."""
     return load_dataset([p for p, _ in key], images_dir=images_dir or None)
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def summary_cached(
+    key: tuple[tuple[str, int], ...], images_dir: str | None = None, _progress: Callable[[int, int, str], None] | None = None
+) -> DatasetSummary:
+    """The streaming audit of many files once per (paths, mtimes); each file comes from the Parquet cache or is read once."""
+    return summarize_files([Path(p) for p, _ in key], images_dir=images_dir or None, progress=_progress)
+
+
+def page_images(ds: LoadedDataset | DatasetSummary) -> pd.DataFrame:
+    """The images table of a loaded dataset or of a streaming summary."""
+    return ds.images if isinstance(ds, DatasetSummary) else ds.data.images
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -11,20 +11,25 @@ from omr_core.audit.forecast import Forecast, forecast
 from omr_core.classes import official_category
 
 if TYPE_CHECKING:
-    pass
+    from omr_core.audit.summary import DatasetSummary
 from omr_core.audit.plan import ExclusionPlan, summarize
 from omr_core.audit.statistics import class_stats, density_summary, instances_per_image
 from omr_core.datasets.discovery import LoadedDataset
 
 
+def _images(ds: LoadedDataset | DatasetSummary) -> pd.DataFrame:
+    return ds.images if not isinstance(ds, LoadedDataset) else ds.data.images
+
+
 def forecasts(
-    ds: LoadedDataset, plan: ExclusionPlan, *, imgsz: int, batch: int, vram_bytes: int = 0, splits: Sequence[str] = ("train",)
+    ds: LoadedDataset | DatasetSummary, plan: ExclusionPlan, *, imgsz: int, batch: int, vram_bytes: int = 0, splits: Sequence[str] = ("train",)
 ) -> tuple[Forecast, Forecast]:
     """Assigner forecasts before and after ``plan`` (max labels over the training images; all images if none)."""
     before = instances_per_image(ds)
     after = instances_per_image(ds, plan)
-    if "split" in ds.data.images.columns:
-        sel = ds.data.images["split"].astype(str).isin(list(splits)).to_numpy()
+    images = _images(ds)
+    if "split" in images.columns:
+        sel = images["split"].astype(str).isin(list(splits)).to_numpy()
         if sel.any():
             before, after = before[sel], after[sel]
     mb = int(before.max()) if len(before) else 0
@@ -36,7 +41,7 @@ def forecasts(
 
 
 def audit_report(
-    ds: LoadedDataset,
+    ds: LoadedDataset | DatasetSummary,
     plan: ExclusionPlan,
     *,
     imgsz: int = 1024,
@@ -50,7 +55,7 @@ def audit_report(
     before = instances_per_image(ds)
     after = instances_per_image(ds, plan)
     fb, fa = forecasts(ds, plan, imgsz=imgsz, batch=batch, vram_bytes=int(vram_gb * (1 << 30)))
-    imgs = ds.data.images
+    imgs = _images(ds)
     by_split = imgs["split"].astype(str).value_counts().sort_index().to_dict() if "split" in imgs.columns else {}
     classes = []
     new_index = plan.new_index

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from omr_core.raster import crop_with_boxes, grey_page
 
 if TYPE_CHECKING:
     from omr_core.audit.plan import ExclusionPlan
+    from omr_core.audit.summary import DatasetSummary
     from omr_core.datasets.tables import AnnotationTables
 from omr_core.datasets.discovery import LoadedDataset
 
@@ -54,15 +54,19 @@ def box_sizes(data: AnnotationTables, imgsz: int | None = None) -> tuple[np.ndar
     return w, h, scale
 
 
-def class_stats(ds: LoadedDataset, imgsz: int = 1024, *, tiny_px: float = TINY_PX) -> pd.DataFrame:
+def class_stats(ds: LoadedDataset | DatasetSummary, imgsz: int = 1024, *, tiny_px: float = TINY_PX) -> pd.DataFrame:
     """One row per class of the universe, in source order.
 
     Columns: ``id`` (official id, <NA> for unofficial names), ``yolo_index`` (index in the source), ``name``,
     ``group``, ``critical``, ``no_samples`` (flagged by the dataset authors), ``official``, ``instances``,
     ``images`` (images containing it), ``share`` (of all instances, 0-1), ``median_w``/``median_h`` (px),
     ``median_w_at``/``median_h_at`` (px at ``imgsz``), ``tiny`` (median side < ``tiny_px`` at ``imgsz``),
-    ``empty`` (no instance in this dataset).
+    ``empty`` (no instance in this dataset). A `DatasetSummary` (many files, from the cache) gives the same table.
     """
+    from omr_core.audit.summary import DatasetSummary
+
+    if isinstance(ds, DatasetSummary):
+        return ds.class_stats(imgsz, tiny_px=tiny_px)
     names = list(ds.names)
     ann = ds.data.annotations
     codes = class_codes(ann, names)
@@ -76,6 +80,13 @@ def class_stats(ds: LoadedDataset, imgsz: int = 1024, *, tiny_px: float = TINY_P
     w, h, scale = box_sizes(ds.data, imgsz)
     frame = pd.DataFrame({"c": codes[valid], "w": w[valid], "h": h[valid], "wa": (w * scale)[valid], "ha": (h * scale)[valid]})
     med = frame.groupby("c").median().reindex(range(k))
+    return stats_frame(names, counts, img_counts, {c: med[c].to_numpy() for c in ("w", "h", "wa", "ha")}, tiny_px)
+
+
+def stats_frame(
+    names: Sequence[str], counts: np.ndarray, img_counts: np.ndarray, med: dict[str, np.ndarray], tiny_px: float = TINY_PX
+) -> pd.DataFrame:
+    """The `class_stats` table from per-class counts, image counts and medians (``med``: ``w h wa ha`` per class)."""
     total = int(counts.sum())
     recs: list[dict[str, Any]] = []
     for i, name in enumerate(names):
@@ -96,21 +107,22 @@ def class_stats(ds: LoadedDataset, imgsz: int = 1024, *, tiny_px: float = TINY_P
     out["instances"] = counts.astype(np.int64)
     out["images"] = img_counts.astype(np.int64)
     out["share"] = counts / total if total else 0.0
-    out["median_w"] = med["w"].to_numpy()
-    out["median_h"] = med["h"].to_numpy()
-    out["median_w_at"] = med["wa"].to_numpy()
-    out["median_h_at"] = med["ha"].to_numpy()
+    out["median_w"] = med["w"]
+    out["median_h"] = med["h"]
+    out["median_w_at"] = med["wa"]
+    out["median_h_at"] = med["ha"]
     side = np.fmin(out["median_w_at"].to_numpy(np.float64), out["median_h_at"].to_numpy(np.float64))
     out["tiny"] = np.nan_to_num(side, nan=np.inf) < tiny_px
     out["empty"] = out["instances"] == 0
     return out
 
 
-@lru_cache(maxsize=4096)
-
-
-def instances_per_image(ds: LoadedDataset, plan: ExclusionPlan | None = None) -> np.ndarray:
+def instances_per_image(ds: LoadedDataset | DatasetSummary, plan: ExclusionPlan | None = None) -> np.ndarray:
     """Label count of every image (zeros included), after ``plan`` when given."""
+    from omr_core.audit.summary import DatasetSummary
+
+    if isinstance(ds, DatasetSummary):
+        return ds.instances_per_image(plan)
     rows = image_rows(ds.data)
     keep = rows >= 0
     if plan is not None:

@@ -40,7 +40,8 @@ def add_plan_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("datasets", nargs="*", metavar="DATASET", help="DeepScoresV2 JSON file(s) or one YOLO data.yaml")
+    p.add_argument("datasets", nargs="*", metavar="DATASET",
+                   help="DeepScoresV2 JSON file(s), a folder of them or a glob ('data/deepscores-complete-*'), or one YOLO data.yaml")
     add_plan_arguments(p)
     p.add_argument("--imgsz", type=int, default=1024, help="training image size for sizes and the forecast (default 1024)")
     p.add_argument("--batch", type=int, default=16, help="batch size for the forecast (default 16)")
@@ -49,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check-yaml", default=None, metavar="DATA_YAML", help="check an existing data.yaml against --exclude/--keep-only")
     p.add_argument("--all", action="store_true", help="list classes with no instance too (text output)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="read DeepScoresV2 JSON file by file through this Parquet cache (a folder or glob uses the "
+                   "workspace cache, OMR_CACHE_DIR or <workspace>/.cache/deepscores): a reopened audit parses nothing, "
+                   "an interrupted one resumes, a damaged file is skipped and named")
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -168,19 +173,48 @@ def _print_text(rep: dict[str, Any], show_all: bool) -> None:
         print(line)
 
 
+def _file_progress(done: int, total: int, name: str) -> None:
+    print(f"read {done}/{total} {name}", file=sys.stderr, flush=True)
+
+
+def _read(args: argparse.Namespace) -> Any:
+    """The dataset: file by file through the Parquet cache for a folder, a glob or --cache, else the full reader."""
+    from omr_core.datasets.columnar import is_multi_source
+
+    if args.cache is not None or is_multi_source(args.datasets):
+        from omr_core.audit.summary import summarize_files
+        from omr_core.datasets.columnar import ColumnarCache, expand_sources
+
+        files = expand_sources(args.datasets)
+        if any(f.suffix.lower() != ".json" for f in files):
+            raise OmrError("a folder, a glob or --cache reads DeepScoresV2 .json files only; give a data.yaml on its own")
+        cache = ColumnarCache(args.cache)
+        try:
+            summ = summarize_files(files, cache=cache, images_dir=args.images_dir, progress=_file_progress)
+        except KeyboardInterrupt:
+            print(f"omr audit: interrupted; the files read so far are cached in {cache.root}, run the same command "
+                  "again to resume", file=sys.stderr)
+            raise
+        print(f"read {len(files)} files: {summ.cached} from the cache, {summ.parsed} parsed, {len(summ.skipped)} skipped",
+              file=sys.stderr)
+        return summ
+    from omr_core.datasets.discovery import load_dataset
+
+    with progress_bar("reading") if not args.json else contextlib.nullcontext() as cb:  # JSON: no bar on stderr
+        return load_dataset(args.datasets, images_dir=args.images_dir, progress=cb)
+
+
 def run(args: argparse.Namespace) -> int:
     from omr_core.audit.report import audit_report as build
     from omr_core.audit.statistics import class_stats
     from omr_core.audit.yaml_check import check_yaml
-    from omr_core.datasets.discovery import load_dataset
 
     if not args.datasets and not args.check_yaml:
         raise OmrError("give a dataset (DeepScoresV2 JSON files or a data.yaml) and/or --check-yaml DATA_YAML")
     out: dict[str, Any] = {}
     status = 0
     if args.datasets:
-        with progress_bar("reading") if not args.json else contextlib.nullcontext() as cb:  # JSON: no bar on stderr
-            ds = load_dataset(args.datasets, images_dir=args.images_dir, progress=cb)
+        ds = _read(args)
         stats = class_stats(ds, args.imgsz)
         plan = plan_from_args(args, ds.names, stats.loc[stats["empty"], "name"].tolist())
         rep = build(ds, plan, imgsz=args.imgsz, batch=args.batch, vram_gb=args.vram_gb, stats=stats)

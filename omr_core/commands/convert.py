@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from omr_core.commands._progress import progress_bar
 from omr_core.commands.audit import add_plan_arguments, plan_from_args
@@ -31,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --val-from split")
     p.add_argument("--images-dir", default=None, help="page images folder for DeepScoresV2 JSON (default: next to the JSON)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="convert DeepScoresV2 JSON files N at a time in worker processes (default 2 for a folder or a "
+                   "glob such as 'data/deepscores-complete-*'): memory is one file per worker, the output is verified as a whole")
+    p.add_argument("--cache", default=None, metavar="DIR", help="Parquet cache of the per-file class counts (with --workers, a folder or a glob)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--link-images", dest="images", action="store_const", const="hardlink",
                    help="link page images (default): hard links, symlinks where a hard link is impossible")
@@ -60,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     opts.validate()
+    from omr_core.datasets.columnar import is_multi_source
+
+    if args.workers is not None or is_multi_source(sources):
+        return _run_files(args, sources, out, opts)
     with progress_bar("reading") as cb:
         ds = load_dataset(sources, images_dir=args.images_dir, progress=cb)
     stats = class_stats(ds, args.imgsz or 1024)
@@ -81,6 +90,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: median box under 2 px at imgsz {args.imgsz}: {', '.join(tiny)}")
     with progress_bar("converting") as cb:
         rep = convert(ds, out, plan, opts, progress=cb, log=lambda m: print(m, file=sys.stderr) if m.startswith("critical") else None)
+    print(format_report(rep))
+    return 0
+
+
+def _run_files(args: argparse.Namespace, sources: list[str], out: str, opts: Any) -> int:
+    """Many DeepScoresV2 files: class counts from the Parquet cache, then one file per worker process."""
+    from omr_core.audit.convert import format_report
+    from omr_core.audit.convert_files import convert_files
+    from omr_core.audit.summary import summarize_files
+    from omr_core.datasets.columnar import ColumnarCache, expand_sources
+
+    files = expand_sources(sources)
+    if any(f.suffix.lower() != ".json" for f in files):
+        raise OmrError("--workers, a folder or a glob converts DeepScoresV2 .json files only; give a data.yaml on its own")
+    cache = ColumnarCache(args.cache)
+    summ = summarize_files(files, cache=cache, images_dir=args.images_dir, check_images=False,
+                           progress=lambda d, t, n: print(f"read {d}/{t} {n}", file=sys.stderr, flush=True))
+    stats = summ.class_stats(args.imgsz or 1024)
+    plan = plan_from_args(args, summ.names, stats.loc[stats["empty"], "name"].tolist())
+    plan.check()
+    workers = args.workers or 2
+    print(f"converting {len(files)} files in {workers} worker processes; plan excludes {', '.join(plan.excluded) or 'nothing'}")
+    with progress_bar("converting", unit="page") as cb:
+        rep = convert_files(files, out, plan, opts, workers=workers, images_dir=args.images_dir, cache=cache, progress=cb,
+                            log=lambda m: print(m, file=sys.stderr) if m.startswith("critical") else None)
     print(format_report(rep))
     return 0
 

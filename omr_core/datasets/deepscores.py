@@ -399,7 +399,7 @@ def _json_type(x: object) -> str:
     )
 
 
-def _parse_file(path: Path) -> _Parsed:
+def parse_file(path: Path) -> _Parsed:
     """Read one file through the fast path when it has the released layout, else the careful path."""
     raw = _read_bytes(path)
     fast = _parse_fast(raw, path)
@@ -711,7 +711,7 @@ def _drop_duplicate_ids(cols: dict[str, pa.Array], path: Path) -> tuple[dict[str
     return {name: arr.filter(keep) for name, arr in cols.items()}, issues
 
 
-def _build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.DataFrame, pd.DataFrame, list[LoadIssue]]:
+def build_file(parsed: _Parsed, path: Path, image_offset: int) -> tuple[pd.DataFrame, pd.DataFrame, list[LoadIssue]]:
     """Turn one parsed file into its images and annotations tables plus issues (image paths filled later)."""
     import pyarrow as pa
 
@@ -915,7 +915,7 @@ def _annotations_frame(
     )
 
 
-def _attach_image_files(
+def attach_image_files(
     images: pd.DataFrame, folders: Sequence[Path | None], explicit: bool, check: bool
 ) -> list[LoadIssue]:
     """Fill ``images.path`` and count image files that are not on disk (one issue per folder)."""
@@ -1049,9 +1049,9 @@ def load_deepscores(
     folders: list[Path | None] = []
     offset = 0
     for path in files:
-        parsed = _parse_file(path)
+        parsed = parse_file(path)
         tick()
-        img, ann, file_issues = _build_file(parsed, path, offset)
+        img, ann, file_issues = build_file(parsed, path, offset)
         del parsed
         tick()
         folder = Path(images_dir) if images_dir is not None else path.parent / "images"
@@ -1066,6 +1066,6 @@ def load_deepscores(
         pd.concat(ann_frames, ignore_index=True) if len(ann_frames) > 1 else ann_frames[0].reset_index(drop=True)
     )
     annotations = annotations.astype({"ann_id": "str", "duration": "str"})
-    issues += _attach_image_files(images, folders, images_dir is not None, check_images)
+    issues += attach_image_files(images, folders, images_dir is not None, check_images)
     tick()
     return AnnotationTables(images=images, annotations=annotations, issues=tuple(issues), sources=tuple(files))

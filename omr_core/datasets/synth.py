@@ -628,7 +628,7 @@ def _info(seed: int, degrade: str, layout: str) -> dict[str, Any]:
 
 
 @dataclass
-class _Written:
+class WrittenPages:
     annotations: int = 0
     class_counts: Counter[str] = field(default_factory=Counter)
     unmapped: Counter[str] = field(default_factory=Counter)
@@ -636,7 +636,7 @@ class _Written:
 
 def _write_dataset(
     out: Path, results: list[tuple[int, PageResult]], test_idx: set[int], seed: int, info: dict[str, Any], table: Any
-) -> _Written:
+) -> WrittenPages:
     """Write the page images, then the two DeepScoresV2 JSON files and the manifest (which commit the set)."""
     import orjson
 
@@ -697,7 +697,7 @@ def _write_dataset(
     write_bytes(
         out / "synth_manifest.json", orjson.dumps({"seed": seed, "pages": manifest}, option=orjson.OPT_INDENT_2)
     )
-    return _Written(ann_id, class_counts, unmapped)
+    return WrittenPages(ann_id, class_counts, unmapped)
 
 
 def _slug(path: str) -> str:

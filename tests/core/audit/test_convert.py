@@ -33,7 +33,7 @@ REAL = REAL_SAMPLE
 THIN = ["stem", "ledgerLine", "beam", "tie", "slur"]
 
 
-def _write_pages(folder: Path, raw: dict) -> None:
+def write_pages(folder: Path, raw: dict) -> None:
     (folder / "images").mkdir(parents=True, exist_ok=True)
     boxes: dict[str, list] = defaultdict(list)
     for a in raw["annotations"].values():
@@ -63,7 +63,7 @@ def raw() -> dict:
 def source(tmp_path_factory: pytest.TempPathFactory, raw: dict) -> Path:
     """The real sample as deepscores_train.json (first 8 pages) + deepscores_test.json (last 2), pages drawn."""
     d = tmp_path_factory.mktemp("src")
-    _write_pages(d, raw)
+    write_pages(d, raw)
     ids = [im["id"] for im in raw["images"]]
     (d / "deepscores_train.json").write_text(json.dumps(_subset(raw, set(ids[:8]))))
     (d / "deepscores_test.json").write_text(json.dumps(_subset(raw, set(ids[8:]))))
@@ -215,7 +215,7 @@ def test_missing_images_and_empty_splits(tmp_path: Path, raw: dict) -> None:
         convert(ds, tmp_path / "out", make_plan(ds.names, THIN), ConvertOptions(val_from="split"))
     assert not (tmp_path / "out").exists()
     src = tmp_path / "s"
-    _write_pages(src, raw)
+    write_pages(src, raw)
     (src / "deepscores_test.json").write_text(json.dumps(raw))
     ds = load_dataset([src / "deepscores_test.json"])
     with pytest.raises(ConvertError, match="no training images"):
@@ -433,7 +433,7 @@ def test_a_conversion_in_progress_holds_its_out(tmp_path: Path, source: Path) ->
 
 def test_one_page_source_says_how_many_pages_a_split_needs(tmp_path: Path, raw: dict, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "s"
-    _write_pages(src, _subset(raw, {raw["images"][0]["id"]}))
+    write_pages(src, _subset(raw, {raw["images"][0]["id"]}))
     one = _subset(raw, {raw["images"][0]["id"]})
     (src / "deepscores_train.json").write_text(json.dumps(one))
     ds = load_dataset([src / "deepscores_train.json"])
@@ -453,7 +453,7 @@ def test_one_page_source_says_how_many_pages_a_split_needs(tmp_path: Path, raw: 
 def test_split_always_carves_a_page_and_keeps_one_to_train(tmp_path: Path, raw: dict) -> None:
     src = tmp_path / "s"
     ids = {im["id"] for im in raw["images"][:2]}
-    _write_pages(src, _subset(raw, ids))
+    write_pages(src, _subset(raw, ids))
     (src / "deepscores_train.json").write_text(json.dumps(_subset(raw, ids)))
     ds = load_dataset([src / "deepscores_train.json"])
     for i, fraction in enumerate((0.01, 0.99)):
