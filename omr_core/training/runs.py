@@ -35,6 +35,7 @@ RUN_JSON = "run.json"
 BATCHES = "batches.jsonl"
 BATCHES_REDONE = "batches.redone.jsonl"  # records of epochs a resume trained again (see training/redo.py)
 EVENTS = "events.jsonl"
+CLASS_AP = "class_ap.jsonl"  # per-class AP of each epoch's validation (the worker writes it)
 LOG = "log.txt"
 GPU = "gpu.jsonl"
 STOP_REQUEST = "stop.request"

@@ -3,6 +3,7 @@ what mattered and the best against the base, and queues the best configuration."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import optuna
@@ -58,3 +59,17 @@ def test_compare_groups_a_sweep_and_launches_the_best(busy_cpu_workspace: Path) 
     assert any("Queued **s-best**" in s.value for s in at.success)
     [e] = [e for e in queue.entries(runs) if e.name == "s-best"]
     assert e.spec["args"]["batch"] == 8 and e.spec["args"]["lr0"] == 0.08 and e.spec["args"]["epochs"] == 100
+
+
+def test_compare_opens_an_ultralytics_tuner_folder_as_a_sweep(busy_cpu_workspace: Path) -> None:
+    runs = busy_cpu_workspace / "runs"
+    shutil.copytree(REPO / "tests" / "data" / "ultralytics_tune" / "v8_detect_wing", runs / "detect" / "tune")
+    at = _open("app_pages/compare.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cmp_sweep").options == ["detect/tune (Ultralytics tuner)"]
+    assert "Ultralytics' tuner (model.tune), 10 iterations" in " ".join(c.value for c in at.caption)
+    page = " ".join(m.value for m in at.markdown)
+    assert "What mattered" in page and "Best trial t3** (fitness 0.9066)" in page and "lr0: 0.01 → **0.01043**" in page
+    table = at.dataframe[0].value
+    assert len(table) == 10 and set(table["state"]) == {"complete"}
+    assert not at.button  # nothing to launch: the tuner's model and data are not known here
