@@ -78,3 +78,34 @@ def test_the_mean_skips_classes_without_validation_instances() -> None:
     assert sweep_objective.mean_class_ap(row, ("box", "bar", "ellipse")) == pytest.approx(0.3)
     assert sweep_objective.mean_class_ap(row, ("ellipse",)) is None
     assert math.isclose(sweep_objective.mean_class_ap({"box": 0.5}, ("box",)) or 0, 0.5)
+
+
+@pytest.mark.slow
+def test_notes_read_right_is_a_trials_final_value_where_the_pages_have_note_truth(tmp_path: Path) -> None:
+    """The shipped reference model stands in for a trial's best.pt: on engraved pages converted to YOLO, a notes
+    sweep accepts the data, and a completed trial's value is the pitch read right on the validation pages only."""
+    import shutil
+
+    from omr_core.evaluation.model_bench import _validator_set, engrave_heldout
+    from omr_core.evaluation.notes import data_truth_pages
+    from omr_core.review.inference import load_model
+    from tests.core.evaluation.test_notes import REFERENCE, SEED
+
+    info = load_model(REFERENCE, warm_up=False).info
+    test_json = engrave_heldout(tmp_path, 3, SEED, "none")
+    data = _validator_set(test_json, tmp_path / "yolo", [info.canonical[i] for i in sorted(info.canonical)], 640, 0.2)
+    val_pages = sweep_objective.notes_pages(str(data))
+    all_pages = data_truth_pages(str(data), [str(p) for p in (tmp_path / "yolo" / "images").rglob("*.png")])
+    assert len(val_pages) == 1 and len(all_pages) == 3  # one page in val, two in train: only val is read
+    spec = sweep.SweepSpec("n", "yolov8n.yaml", str(data),
+                           (sweep.parse_param("lr0=0.01,0.02"),), objective="notes")
+    assert sweep.create(spec, tmp_path / "runs").is_dir()  # the data has note truth: accepted
+    run_dir = tmp_path / "runs" / "n-t0"
+    (run_dir / "weights").mkdir(parents=True)
+    shutil.copyfile(REFERENCE, run_dir / "weights" / "best.pt")
+    value, note = sweep._final_value(sweep.load(tmp_path / "runs", "n"), run_dir, 0.5)  # noqa: SLF001
+    assert value is not None and value >= 0.9 and note == "best epoch mAP50-95 0.5000"
+    assert value == pytest.approx(sweep_objective.notes_value(run_dir / "weights" / "best.pt", str(data)))
+    shutil.rmtree(run_dir / "weights")
+    value, note = sweep._final_value(sweep.load(tmp_path / "runs", "n"), run_dir, 0.5)  # noqa: SLF001
+    assert value is None and "could not be read" in note  # no best.pt: failed, never a score
