@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--epochs", type=int, default=5, help="epochs per trial")
     n.add_argument("--seed", type=int, default=0)
     n.add_argument("--storage", default="", help="Optuna storage URL shared by several machines (default: sqlite "
-                                                 "in the sweep folder), e.g. postgresql://user:pw@host/db")
+                                                 "in the sweep folder), e.g. postgresql+psycopg2://user:pw@host/db "
+                                                 "(pip install psycopg2-binary)")
     n.add_argument("--workers", type=int, default=1, help="controllers to start on this machine")
     n.add_argument("--fixed", nargs="+", default=[], metavar="key=value",
                    help="train arguments every trial shares, e.g. --fixed imgsz=320 device=0 workers=4")
