@@ -36,6 +36,22 @@ def test_the_sweep_form_starts_a_sweep(busy_cpu_workspace: Path) -> None:
     assert sweep.load(busy_cpu_workspace / "runs", "lrs").space == (sweep.Param("lr0", choices=(0.01, 0.02)),)
 
 
+def test_the_sweep_form_takes_the_classes_of_the_objective(busy_cpu_workspace: Path) -> None:
+    at = _open("app_pages/training.py")
+    at.toggle(key="sw_on").set_value(True).run(timeout=60)
+    at.text_input(key="sw_name").input("clefs")
+    at.text_area(key="sw_space").input("lr0=0.01,0.02")
+    at.selectbox(key="sw_objective").set_value("classes").run(timeout=60)
+    at.text_input(key="sw_classes").input("box, elipse").run(timeout=60)
+    at.button(key="sw_start").click().run(timeout=60)
+    assert any("elipse not among the classes" in e.value and "closest ellipse" in e.value for e in at.error)
+    at.text_input(key="sw_classes").input("box, ellipse").run(timeout=60)
+    at.button(key="sw_start").click().run(timeout=60)
+    assert not at.error, [e.value for e in at.error]
+    spec = sweep.load(busy_cpu_workspace / "runs", "clefs")
+    assert spec.objective == "classes" and spec.classes == ("box", "ellipse")
+
+
 def test_compare_groups_a_sweep_and_launches_the_best(busy_cpu_workspace: Path) -> None:
     runs = busy_cpu_workspace / "runs"
     spec = sweep.SweepSpec("s", "yolov8n.yaml", str(busy_cpu_workspace / "datasets" / "tiny" / "data.yaml"),
