@@ -336,6 +336,8 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
     elif doc is None or state == "failed" or best is None:
         study.tell(trial, state=TrialState.FAIL)
         reason = why or "no validated epoch" if state == "failed" else "no validated epoch"
+        if state != "failed" and rows and spec.objective in objective.CLASS_OBJECTIVES:
+            reason = f"none of {', '.join(spec.classes)} has a validation instance: no AP to average"
         out = TrialOutcome(trial.number, name, params, "failed", best, epochs, str(reason))
     else:
         final, note = _final_value(spec, run_dir, best)
