@@ -107,8 +107,11 @@ def _sweep_view(runs: Path, name: str) -> SweepView:
     params = tuple(p.name for p in spec.space)
     caption = (f"{spec.sampler}, objective {sweep.objective_label(spec)}, {len(ts)} of {spec.trials} trials ended, "
                f"{spec.epochs} epochs each")
+    from omr_core.training.spec import PRESETS
+
+    base = {**(PRESETS[spec.preset].args if spec.preset in PRESETS else {}), **spec.args}  # what each trial starts from
     return SweepView(name, "sweep", sweep.sweep_dir(runs, name), caption, sweep.objective_label(spec), params,
-                     tuple(ts), {k: spec.args.get(k) for k in params}, launchable=True,
+                     tuple(ts), {k: base.get(k) for k in params}, launchable=True,
                      _importance=sweep.importance(runs, name))
 
 

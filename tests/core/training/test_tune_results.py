@@ -106,3 +106,18 @@ def test_files_that_are_not_a_tuners_say_which_and_why(tmp_path: Path) -> None:
     (tmp_path / "tune_results.ndjson").write_text(one + "{oops\n" + one)
     with pytest.raises(tune_results.TuneResultsError, match="tune_results.ndjson line 2 is not JSON"):
         tune_results.read_tune(tmp_path)
+
+
+def test_a_sweeps_base_is_its_preset_and_fixed_arguments(tmp_path: Path) -> None:
+    """The base a best trial is compared with holds what the preset sets (cpu-small: lr0 0.02, batch 16), then the
+    fixed arguments; "default" only for an argument neither sets."""
+    from omr_core.training.runs import append_jsonl
+
+    runs = tmp_path / "runs"
+    spec = sweep.SweepSpec("b", "yolov8n.yaml", "coco8.yaml", (sweep.parse_param("lr0=0.01,0.05"),
+                           sweep.parse_param("batch=4,8"), sweep.parse_param("cos_lr=true,false")),
+                           preset="cpu-small", args={"batch": 8})
+    sweep.create(spec, runs)
+    append_jsonl(runs / "sweeps" / "b" / "trials.jsonl", {"number": 0, "run": "b-t0", "state": "complete", "value": 0.3,
+                 "epochs": 2, "reason": "", "params": {"lr0": 0.05, "batch": 4, "cos_lr": True}})
+    assert sweep_view.load_view(runs, "b").diff() == [("lr0", 0.02, 0.05), ("batch", 8, 4), ("cos_lr", None, True)]
