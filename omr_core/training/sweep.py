@@ -146,7 +146,9 @@ def _sampler(spec: SweepSpec) -> Any:
 def _pruner() -> Any:
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    # Steps are epochs counted from 1 and Optuna prunes from step n_warmup_steps on: 2 keeps the first epoch as
+    # the warm-up (with 1, a trial could be stopped after its first epoch).
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
 
 
 def _study(spec: SweepSpec, runs: Path) -> Any:
@@ -303,7 +305,7 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
         _record(runs, spec, out)
         return out
     run_dir = runs / name
-    reported, best, pruned, diverged, why = 0, None, False, False, ""
+    reported, best, pruned, diverged, why, pruned_at = 0, None, False, False, "", 0
     while True:
         doc = read_run(run_dir)
         state, why = effective_state(doc) if doc else ("queued", "")
@@ -316,7 +318,7 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
             best = v if best is None else max(best, v)
             trial.report(v, reported)
             if not pruned and state in ("running", "starting") and trial.should_prune():
-                pruned = True
+                pruned, pruned_at = True, reported
                 launcher.stop(name, runs, at="epoch")
         if not diverged and state in ("running", "starting") and _diverged(rows, run_dir):
             diverged = True
@@ -332,7 +334,8 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
         out = TrialOutcome(trial.number, name, params, "failed", best, epochs, "diverged (non-finite loss): stopped")
     elif pruned:
         study.tell(trial, state=TrialState.PRUNED)
-        out = TrialOutcome(trial.number, name, params, "pruned", best, epochs, f"pruned after epoch {epochs}")
+        out = TrialOutcome(trial.number, name, params, "pruned", best, epochs, f"pruned at epoch {pruned_at}" + (
+            f" (the epoch in progress then, {epochs}, was finished)" if epochs > pruned_at else ""))
     elif doc is None or state == "failed" or best is None:
         study.tell(trial, state=TrialState.FAIL)
         reason = why or "no validated epoch" if state == "failed" else "no validated epoch"
