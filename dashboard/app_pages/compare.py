@@ -11,7 +11,7 @@ from dashboard.ui.sweep import render_sweeps
 from dashboard.ui.training import compare_figure, fmt_duration, run_view
 from omr_core.training.layouts import default_metric
 from omr_core.training.runs import args_that_differ, best_and_final, discover_runs, run_args, run_name
-from omr_core.training.sweep import list_sweeps
+from omr_core.training.sweep_view import list_views
 from omr_core.workspace import get_workspace
 
 ws = get_workspace()
@@ -19,10 +19,10 @@ ws = get_workspace()
 st.title("Compare runs")
 st.caption("Pick runs, overlay any metric from their results.csv, see which arguments differ and where each run peaked.")
 
-if sweep_names := list_sweeps(ws.runs):
-    with st.expander(f"Sweeps ({len(sweep_names)}): trials grouped, arguments against the objective, the best",
+if sweep_keys := list_views(ws.runs):
+    with st.expander(f"Sweeps ({len(sweep_keys)}): trials grouped, arguments against the objective, the best",
                      icon=":material/tune:"):
-        render_sweeps(ws.runs)
+        render_sweeps(ws.runs, sweep_keys)
 
 dirs = {run_name(ws.runs, d): d for d in discover_runs(ws.runs)}
 if not dirs:

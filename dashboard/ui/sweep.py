@@ -10,8 +10,11 @@ import streamlit as st
 
 from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
-from omr_core.training import sweep
+from omr_core.training import sweep, sweep_view
 from omr_core.training.spec import parse_extra
+
+OBJECTIVE_NAMES = {"map50-95": "mAP50-95", "map50": "mAP50", "classes": "mean AP of chosen classes",
+                   "critical": "mean AP of the critical classes", "notes": "notes read right (final value)"}
 
 
 def render_sweep_form(runs: Path, data: str, model: str, preset: str | None) -> None:
@@ -26,12 +29,17 @@ def render_sweep_form(runs: Path, data: str, model: str, preset: str | None) -> 
                          placeholder="lr0=0.005:0.05:log\nbatch=8,16")
     fixed = st.text_input("Fixed arguments of every trial (key=value, space-separated)", key="sw_fixed",
                           placeholder="imgsz=320 device=cpu")
-    objective = st.selectbox("Objective (higher is better)", sorted(sweep.OBJECTIVES), key="sw_objective")
+    o1, o2 = st.columns([1, 2])
+    objective = o1.selectbox("Objective (higher is better)", list(sweep.OBJECTIVES), key="sw_objective",
+                             format_func=lambda k: OBJECTIVE_NAMES.get(str(k), str(k)))
+    classes = o2.text_input("Classes of the objective (comma-separated)", key="sw_classes",
+                            disabled=objective != "classes", placeholder="clefG, noteheadBlackOnLine")
     if st.button("Start sweep", key="sw_start", disabled=not (name and data and space.strip())) and can_act("Starting a sweep"):
         try:
             spec = sweep.SweepSpec(name.strip(), model, data, tuple(sweep.parse_param(x) for x in space.splitlines() if x.strip()),
                                    preset=preset, args=parse_extra(fixed.split()), sampler=str(sampler), objective=str(objective),
-                                   trials=int(trials), epochs=int(epochs))
+                                   trials=int(trials), epochs=int(epochs),
+                                   classes=tuple(c.strip() for c in classes.split(",") if c.strip()))
             sweep.create(spec, runs)
             sweep.start_controllers(runs, spec.name)
         except OmrError as exc:
@@ -58,37 +66,51 @@ def _parcoords(df: pd.DataFrame, params: list[str]) -> go.Figure:
     return fig
 
 
-def render_sweeps(runs: Path) -> None:
-    """Compare runs, grouped by sweep: trials, arguments against the objective, what mattered, the best vs base."""
-    names = sweep.list_sweeps(runs)
-    if not names:
+def render_sweeps(runs: Path, keys: list[str]) -> None:
+    """Compare runs, grouped by sweep (ours, or an Ultralytics tuner folder): trials, arguments against the objective,
+    what mattered, the best vs base, and (ours) launching the best."""
+    if not keys:
         return
-    name = st.selectbox("Sweep", names, key="cmp_sweep")
-    spec, ts = sweep.load(runs, name), sweep.trials(runs, name)
-    st.caption(f"{spec.sampler}, objective {spec.objective}, {len(ts)} of {spec.trials} trials ended, "
-               f"{spec.epochs} epochs each.")
-    if not ts:
+    key = st.selectbox("Sweep", keys, key="cmp_sweep",
+                       format_func=lambda k: f"{k[len(sweep_view.TUNE_PREFIX):]} (Ultralytics tuner)"
+                       if k.startswith(sweep_view.TUNE_PREFIX) else k)
+    try:
+        view = sweep_view.load_view(runs, str(key))
+    except OmrError as exc:
+        st.error(str(exc))
+        return
+    st.caption(view.caption + ".")
+    if not view.trials:
         st.info("No trial has ended yet.")
         return
-    params = [p.name for p in spec.space]
+    params = list(view.params)
     df = pd.DataFrame([{"trial": f"t{t['number']}", "run": t["run"], **t["params"], "state": t["state"],
-                        "value": t.get("value"), "epochs": t["epochs"], "reason": t.get("reason", "")} for t in ts])
+                        "value": t.get("value"), "epochs": t.get("epochs"), "reason": t.get("reason", "")}
+                       for t in view.trials])
     st.dataframe(df, hide_index=True, key="cmp_sweep_table")
     scored = df[df["value"].notna()]
     if len(scored) >= 2:
         st.plotly_chart(_parcoords(scored, params), key="cmp_sweep_parcoords")
-    imp = sweep.importance(runs, name)
+    imp = view.importance()
     if imp:
         st.markdown("**What mattered** (Optuna's importance): " + ", ".join(f"{k} {v:.2f}" for k, v in imp.items()))
-    diff = sweep.best_diff(runs, name)
+    b = view.best
+    if b is None:
+        return
+    diff = view.diff()
+    what = (f"**Best trial t{b['number']}** ({view.objective} {b['value']:.4f}): "
+            + ", ".join(f"{k}={v}" for k, v in b["params"].items()))
     if diff:
-        b = sweep.best(runs, name) or {}
-        st.markdown(f"**Best trial t{b.get('number')}** ({spec.objective} {b.get('value', 0):.4f}): "
-                    + "; ".join(f"{k}: {'default' if base is None else base} → **{v}**" for k, base, v in diff))
-        c1, c2 = st.columns([1, 3])
-        ep = c1.number_input("Epochs for the full run", 1, 10000, max(spec.epochs, 100), key="cmp_sweep_epochs")
-        if c2.button("Launch the best configuration", key="cmp_sweep_best") and can_act("Launching a run"):
-            try:
-                st.success(f"Queued **{sweep.launch_best(runs, name, int(ep))}** (see the Training page's queue).")
-            except OmrError as exc:
-                st.error(str(exc))
+        what += "  \nBest vs base: " + "; ".join(f"{k}: {'default' if base is None else base} → **{v}**"
+                                               for k, base, v in diff)
+    st.markdown(what)
+    if not view.launchable:
+        return
+    c1, c2 = st.columns([1, 3])
+    spec = sweep.load(runs, view.key)
+    ep = c1.number_input("Epochs for the full run", 1, 10000, max(spec.epochs, 100), key="cmp_sweep_epochs")
+    if c2.button("Launch the best configuration", key="cmp_sweep_best") and can_act("Launching a run"):
+        try:
+            st.success(f"Queued **{sweep.launch_best(runs, view.key, int(ep))}** (see the Training page's queue).")
+        except OmrError as exc:
+            st.error(str(exc))

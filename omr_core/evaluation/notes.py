@@ -116,7 +116,12 @@ def _key(ev: Evaluation, conf: float, limit: int | None) -> str:
 
 def truth_sources(ev: Evaluation) -> list[Path]:
     """The DeepScoresV2 files the evaluated dataset was converted from (its ``excluded_classes.json`` names them)."""
-    root = dataset_root(ev.data)
+    return data_truth_sources(ev.data)
+
+
+def data_truth_sources(data: str | os.PathLike[str]) -> list[Path]:
+    """The DeepScoresV2 files a converted dataset came from (its ``excluded_classes.json`` names them)."""
+    root = dataset_root(data)
     manifest = root / "excluded_classes.json"
     if not manifest.is_file():
         return []
@@ -137,11 +142,17 @@ def truth_sources(ev: Evaluation) -> list[Path]:
 def truth_pages(ev: Evaluation) -> list[tuple[Path, str]]:
     """``(DeepScoresV2 file, page image name)`` of the evaluated pages (tiles map back to their page) whose
     noteheads carry note truth and whose image is next to the file."""
+    return data_truth_pages(ev.data, [str(p) for p in ev.images()["path"]])
+
+
+def data_truth_pages(data: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, str]]:
+    """``(DeepScoresV2 file, page image name)`` of the pages behind ``images`` of a converted dataset (tiles map
+    back to their page) whose noteheads carry note truth and whose image is next to the file."""
     import orjson
 
-    stems = {_TILE.sub("", Path(str(p)).stem) for p in ev.images()["path"]}
+    stems = {_TILE.sub("", Path(str(p)).stem) for p in images}
     out: list[tuple[Path, str]] = []
-    for src in truth_sources(ev):
+    for src in data_truth_sources(data):
         doc = orjson.loads(src.read_bytes())
         anns = doc.get("annotations", {})
         for im in doc.get("images", []):

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ import orjson
 
 from omr_core.atomic import write_json
 from omr_core.errors import OmrError
+from omr_core.training import sweep_objective as objective
 from omr_core.training.runs import (
-    MAP5095,
+    BEST,
     append_jsonl,
     effective_state,
     process_alive,
@@ -39,8 +40,8 @@ from omr_core.training.runs import (
 
 SWEEPS = "sweeps"
 SAMPLERS = ("grid", "random", "tpe")
-#: Objectives read from results.csv after every epoch (higher is better).
-OBJECTIVES: dict[str, str] = {"map50-95": MAP5095, "map50": "metrics/mAP50(B)"}
+#: What a sweep can maximise (see `omr_core.training.sweep_objective`).
+OBJECTIVES = objective.OBJECTIVES
 POLL_S = 1.0
 
 
@@ -107,6 +108,7 @@ class SweepSpec:
     epochs: int = 5
     seed: int = 0
     storage: str = ""  # Optuna storage URL; "" = sqlite in the sweep folder
+    classes: tuple[str, ...] = ()  # the classes of a ``classes``/``critical`` objective
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,7 +118,7 @@ class SweepSpec:
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> SweepSpec:
         space = tuple(Param(**{**p, "choices": tuple(p.get("choices") or ())}) for p in d["space"])
-        return SweepSpec(**{**d, "space": space})
+        return SweepSpec(**{**d, "space": space, "classes": tuple(d.get("classes") or ())})
 
 
 def sweep_dir(runs: Path, name: str) -> Path:
@@ -144,7 +146,9 @@ def _sampler(spec: SweepSpec) -> Any:
 def _pruner() -> Any:
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    # Steps are epochs counted from 1 and Optuna prunes from step n_warmup_steps on: 2 keeps the first epoch as
+    # the warm-up (with 1, a trial could be stopped after its first epoch).
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
 
 
 def _study(spec: SweepSpec, runs: Path) -> Any:
@@ -169,6 +173,7 @@ def create(spec: SweepSpec, runs: str | os.PathLike[str]) -> Path:
     check_keys({p.name: 0 for p in spec.space})
     build_spec(f"{spec.name}-t0", spec.model, spec.data, preset=spec.preset,
                args={**spec.args, "epochs": spec.epochs}, deep=False)
+    spec = _resolve_objective(spec)
     d = sweep_dir(runs, spec.name)
     try:
         d.mkdir(parents=True)
@@ -185,6 +190,18 @@ def create(spec: SweepSpec, runs: str | os.PathLike[str]) -> Path:
     return d
 
 
+def _resolve_objective(spec: SweepSpec) -> SweepSpec:
+    try:
+        return replace(spec, classes=objective.resolve_classes(spec.objective, spec.classes, spec.data))
+    except objective.ObjectiveError as exc:
+        raise SweepError(str(exc)) from None
+
+
+def objective_label(spec: SweepSpec) -> str:
+    """The sweep's objective as people read it."""
+    return objective.label(spec.objective, spec.classes)
+
+
 def load(runs: str | os.PathLike[str], name: str) -> SweepSpec:
     doc = read_json(sweep_dir(Path(runs), name) / "sweep.json")
     if doc is None:
@@ -198,28 +215,6 @@ def _suggest(trial: Any, p: Param) -> Any:
     if p.integer:
         return trial.suggest_int(p.name, int(p.low or 0), int(p.high or 0), log=p.log)
     return trial.suggest_float(p.name, float(p.low or 0), float(p.high or 0), log=p.log)
-
-
-def _rows(run_dir: Path) -> list[dict[str, float]]:
-    """results.csv rows as floats (columns stripped), complete lines only."""
-    p = run_dir / "results.csv"
-    try:
-        lines = p.read_text().splitlines()
-    except OSError:
-        return []
-    if len(lines) < 2:
-        return []
-    head = [h.strip() for h in lines[0].split(",")]
-    out = []
-    for ln in lines[1:]:
-        vals = ln.split(",")
-        if len(vals) != len(head):
-            continue
-        try:
-            out.append({h: float(v) for h, v in zip(head, vals)})
-        except ValueError:
-            continue
-    return out
 
 
 def _diverged(rows: list[dict[str, float]], run_dir: Path) -> bool:
@@ -310,21 +305,20 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
         _record(runs, spec, out)
         return out
     run_dir = runs / name
-    col = OBJECTIVES[spec.objective]
-    reported, best, pruned, diverged, why = 0, None, False, False, ""
+    reported, best, pruned, diverged, why, pruned_at = 0, None, False, False, "", 0
     while True:
         doc = read_run(run_dir)
         state, why = effective_state(doc) if doc else ("queued", "")
-        rows = _rows(run_dir)
-        for r in rows[reported:]:
-            v = r.get(col)
+        rows = objective.results_rows(run_dir)
+        values = objective.epoch_values(spec.objective, spec.classes, run_dir)
+        for v in values[reported:]:
             reported += 1
             if v is None or not math.isfinite(v):
                 continue
             best = v if best is None else max(best, v)
             trial.report(v, reported)
             if not pruned and state in ("running", "starting") and trial.should_prune():
-                pruned = True
+                pruned, pruned_at = True, reported
                 launcher.stop(name, runs, at="epoch")
         if not diverged and state in ("running", "starting") and _diverged(rows, run_dir):
             diverged = True
@@ -340,16 +334,37 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
         out = TrialOutcome(trial.number, name, params, "failed", best, epochs, "diverged (non-finite loss): stopped")
     elif pruned:
         study.tell(trial, state=TrialState.PRUNED)
-        out = TrialOutcome(trial.number, name, params, "pruned", best, epochs, f"pruned after epoch {epochs}")
+        out = TrialOutcome(trial.number, name, params, "pruned", best, epochs, f"pruned at epoch {pruned_at}" + (
+            f" (the epoch in progress then, {epochs}, was finished)" if epochs > pruned_at else ""))
     elif doc is None or state == "failed" or best is None:
         study.tell(trial, state=TrialState.FAIL)
         reason = why or "no validated epoch" if state == "failed" else "no validated epoch"
+        if state != "failed" and rows and spec.objective in objective.CLASS_OBJECTIVES:
+            reason = f"none of {', '.join(spec.classes)} has a validation instance: no AP to average"
         out = TrialOutcome(trial.number, name, params, "failed", best, epochs, str(reason))
     else:
-        study.tell(trial, best)
-        out = TrialOutcome(trial.number, name, params, "complete", best, epochs)
+        final, note = _final_value(spec, run_dir, best)
+        if final is None:
+            study.tell(trial, state=TrialState.FAIL)
+            out = TrialOutcome(trial.number, name, params, "failed", None, epochs, note)
+        else:
+            study.tell(trial, final)
+            out = TrialOutcome(trial.number, name, params, "complete", final, epochs, note)
     _record(runs, spec, out)
     return out
+
+
+def _final_value(spec: SweepSpec, run_dir: Path, best: float) -> tuple[float | None, str]:
+    """A completed trial's value: its best epoch, or (notes) notes read right by its best.pt; and a note."""
+    if spec.objective != objective.NOTES:
+        return best, ""
+    try:
+        v = objective.notes_value(run_dir / BEST, spec.data)
+    except Exception as exc:  # a reading that fails scores nothing, and never stops the controller
+        return None, f"notes read right could not be read from {run_dir / BEST}: {exc}"
+    if v is None:
+        return None, "no validation page with note truth to read"
+    return v, f"best epoch mAP50-95 {best:.4f}"
 
 
 def run_sweep(runs: Path, name: str) -> int:
@@ -436,19 +451,6 @@ def launch_best(runs: str | os.PathLike[str], name: str, epochs: int, run_name: 
     return new
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m omr_core.training.sweep RUNS_DIR NAME", file=sys.stderr)
-        return 2
-    return run_sweep(Path(argv[0]).resolve(), argv[1])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-
 def list_sweeps(runs: str | os.PathLike[str]) -> list[str]:
     """Names of the sweeps in a runs folder (newest first)."""
     base = Path(runs) / SWEEPS
@@ -459,7 +461,7 @@ def list_sweeps(runs: str | os.PathLike[str]) -> list[str]:
 
 
 def importance(runs: str | os.PathLike[str], name: str) -> dict[str, float]:
-    """Which arguments mattered (Optuna's fANOVA importance over the completed trials); {} with too few trials."""
+    """Which arguments mattered (Optuna's importance, PED-ANOVA over the completed trials); {} with too few trials."""
     import optuna
 
     spec = load(runs, name)
@@ -473,9 +475,13 @@ def importance(runs: str | os.PathLike[str], name: str) -> dict[str, float]:
         return {}
 
 
-def best_diff(runs: str | os.PathLike[str], name: str) -> list[tuple[str, Any, Any]]:
-    """(argument, the sweep's base value or None, the best trial's value) for every searched argument."""
-    spec, b = load(runs, name), best(runs, name)
-    if b is None:
-        return []
-    return [(k, spec.args.get(k), v) for k, v in b["params"].items()]
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m omr_core.training.sweep RUNS_DIR NAME", file=sys.stderr)
+        return 2
+    return run_sweep(Path(argv[0]).resolve(), argv[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,6 +19,7 @@ from omr_core.training.record import RunRecord, RunState
 from omr_core.training.redo import set_aside_redone
 from omr_core.training.runs import (
     BATCHES,
+    CLASS_AP,
     LAST,
     RESUMABLE,
     STOP_REQUEST,
@@ -301,6 +302,22 @@ class Worker:
                     self.copied_resumable = True
                     changes.update(resume_from=RESUMABLE, checkpoint_epoch=self.saved_epoch)
         update_run(self.run_dir, **changes)
+        self._record_class_ap(trainer)
+
+    def _record_class_ap(self, trainer: Any) -> None:
+        """Each class's AP from this epoch's validation (classes without a validation instance have none): what a
+        sweep's objective over chosen classes is read from, epoch by epoch, so it can prune on it."""
+        metrics = getattr(getattr(trainer, "validator", None), "metrics", None)
+        box = getattr(metrics, "box", None)
+        if box is None or not len(getattr(box, "all_ap", [])):
+            return
+        names = getattr(metrics, "names", None) or trainer.data.get("names", {})
+        idx = [int(c) for c in box.ap_class_index]
+        append_jsonl(self.run_dir / CLASS_AP, {
+            "epoch": int(trainer.epoch) + 1,
+            "ap50_95": {str(names[c]): round(float(v), 6) for c, v in zip(idx, box.ap)},
+            "ap50": {str(names[c]): round(float(v), 6) for c, v in zip(idx, box.ap50)},
+        })
 
     def _guard(self, fn: Any) -> Any:
         def wrapped(trainer: Any) -> None:

@@ -3,6 +3,7 @@ what mattered and the best against the base, and queues the best configuration."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import optuna
@@ -35,6 +36,22 @@ def test_the_sweep_form_starts_a_sweep(busy_cpu_workspace: Path) -> None:
     assert sweep.load(busy_cpu_workspace / "runs", "lrs").space == (sweep.Param("lr0", choices=(0.01, 0.02)),)
 
 
+def test_the_sweep_form_takes_the_classes_of_the_objective(busy_cpu_workspace: Path) -> None:
+    at = _open("app_pages/training.py")
+    at.toggle(key="sw_on").set_value(True).run(timeout=60)
+    at.text_input(key="sw_name").input("clefs")
+    at.text_area(key="sw_space").input("lr0=0.01,0.02")
+    at.selectbox(key="sw_objective").set_value("classes").run(timeout=60)
+    at.text_input(key="sw_classes").input("box, elipse").run(timeout=60)
+    at.button(key="sw_start").click().run(timeout=60)
+    assert any("elipse not among the classes" in e.value and "closest ellipse" in e.value for e in at.error)
+    at.text_input(key="sw_classes").input("box, ellipse").run(timeout=60)
+    at.button(key="sw_start").click().run(timeout=60)
+    assert not at.error, [e.value for e in at.error]
+    spec = sweep.load(busy_cpu_workspace / "runs", "clefs")
+    assert spec.objective == "classes" and spec.classes == ("box", "ellipse")
+
+
 def test_compare_groups_a_sweep_and_launches_the_best(busy_cpu_workspace: Path) -> None:
     runs = busy_cpu_workspace / "runs"
     spec = sweep.SweepSpec("s", "yolov8n.yaml", str(busy_cpu_workspace / "datasets" / "tiny" / "data.yaml"),
@@ -58,3 +75,17 @@ def test_compare_groups_a_sweep_and_launches_the_best(busy_cpu_workspace: Path) 
     assert any("Queued **s-best**" in s.value for s in at.success)
     [e] = [e for e in queue.entries(runs) if e.name == "s-best"]
     assert e.spec["args"]["batch"] == 8 and e.spec["args"]["lr0"] == 0.08 and e.spec["args"]["epochs"] == 100
+
+
+def test_compare_opens_an_ultralytics_tuner_folder_as_a_sweep(busy_cpu_workspace: Path) -> None:
+    runs = busy_cpu_workspace / "runs"
+    shutil.copytree(REPO / "tests" / "data" / "ultralytics_tune" / "v8_detect_wing", runs / "detect" / "tune")
+    at = _open("app_pages/compare.py")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="cmp_sweep").options == ["detect/tune (Ultralytics tuner)"]
+    assert "Ultralytics' tuner (model.tune), 10 iterations" in " ".join(c.value for c in at.caption)
+    page = " ".join(m.value for m in at.markdown)
+    assert "What mattered" in page and "Best trial t3** (fitness 0.9066)" in page and "lr0: 0.01 → **0.01043**" in page
+    table = at.dataframe[0].value
+    assert len(table) == 10 and set(table["state"]) == {"complete"}
+    assert not at.button  # nothing to launch: the tuner's model and data are not known here

@@ -140,6 +140,7 @@ def test_a_loser_is_pruned_at_an_epoch_end(tmp_path: Path, monkeypatch: pytest.M
     outs = [sweep.run_trial(spec, runs, study, poll_s=0.1) for _ in range(3)]
     assert [o.state for o in outs if o] == ["complete", "complete", "pruned"], outs
     assert stops == ["p-t2@epoch"] and outs[2] is not None and outs[2].epochs < 4
+    assert outs[2].reason.startswith("pruned at epoch 2")  # 0.1 against the median 0.6 at the first checked epoch
     assert sweep.run_trial(spec, runs, study) is None  # the budget is spent
     # "sweep finished" with the best trial: once, however many controllers end.
     monkeypatch.setenv("OMR_WORKSPACE", str(tmp_path))
