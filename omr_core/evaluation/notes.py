@@ -10,10 +10,11 @@ evaluation folder.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
