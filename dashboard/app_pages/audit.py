@@ -26,23 +26,23 @@ from dashboard.ui.audit import (
     workspace_datasets,
 )
 from dashboard.ui.guard import can_act
-from omr_core.audit.plan import (
+from omr_core.audit import (
     PRESETS,
+    DatasetSummary,
     ExclusionPlan,
+    check_yaml,
+    class_stats,
     effective_plan,
     excluded_classes,
+    forecasts,
+    instances_per_image,
     lookup_names,
     make_plan,
     resolve_ids,
     split_tokens,
     summarize,
 )
-from omr_core.audit.report import forecasts
-from omr_core.audit.statistics import class_stats, instances_per_image
-from omr_core.audit.summary import DatasetSummary
-from omr_core.audit.yaml_check import check_yaml
-from omr_core.datasets.columnar import expand_sources, is_multi_source
-from omr_core.datasets.discovery import LoadedDataset
+from omr_core.datasets import LoadedDataset, expand_sources, is_multi_source
 from omr_core.errors import OmrError
 from omr_core.workspace import get_workspace
 

@@ -9,9 +9,15 @@ import streamlit as st
 
 from dashboard.ui.sweep import render_sweeps
 from dashboard.ui.training import compare_figure, fmt_duration, run_view
-from omr_core.training.layouts import default_metric
-from omr_core.training.runs import args_that_differ, best_and_final, discover_runs, run_args, run_name
-from omr_core.training.sweep_view import list_views
+from omr_core.training import (
+    args_that_differ,
+    best_and_final,
+    default_metric,
+    discover_runs,
+    list_views,
+    run_args,
+    run_name,
+)
 from omr_core.workspace import get_workspace
 
 ws = get_workspace()

@@ -19,8 +19,26 @@ from dashboard.ui.failures import (
 )
 from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
-from omr_core.evaluation.compare import compare_evaluations, worse_classes
-from omr_core.evaluation.confidence import class_curves, confidence_table
+from omr_core.evaluation import (
+    DEFAULT_PAGES,
+    NotesEvaluation,
+    class_curves,
+    compare_evaluations,
+    compare_figure,
+    confidence_figure,
+    confidence_table,
+    confusion_export,
+    evaluate_notes,
+    export_evaluation,
+    failure_counts,
+    failures_export,
+    load_notes,
+    per_class_export,
+    per_class_figure,
+    report_html,
+    truth_pages,
+    worse_classes,
+)
 from omr_core.evaluation.evaluate import (
     Evaluation,
     data_splits,
@@ -30,17 +48,7 @@ from omr_core.evaluation.evaluate import (
     list_evaluations,
     run_choices,
 )
-from omr_core.evaluation.figures import compare_figure, confidence_figure, per_class_figure
-from omr_core.evaluation.match import failure_counts
-from omr_core.evaluation.notes import DEFAULT_PAGES, NotesEvaluation, evaluate_notes, load_notes, truth_pages
-from omr_core.evaluation.report import (
-    confusion_export,
-    export_evaluation,
-    failures_export,
-    per_class_export,
-    report_html,
-)
-from omr_core.review.models import models_dir, shipped_models, trained_imgsz
+from omr_core.review import models_dir, shipped_models, trained_imgsz
 from omr_core.workspace import get_workspace
 
 OTHER = "other weights file…"

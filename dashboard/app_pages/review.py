@@ -25,15 +25,20 @@ from dashboard.ui.review import (
 )
 from omr_core.classes import GROUPS
 from omr_core.errors import OmrError
-from omr_core.evaluation.crops import crop_case
-from omr_core.evaluation.notes_score import notes_read_right
+from omr_core.evaluation import crop_case, notes_read_right
 from omr_core.raster import encode_png
-from omr_core.review.annotated_page import NoteTruth, deepscores_page_from_bytes
-from omr_core.review.inference import LoadedModel
-from omr_core.review.models import list_models, models_dir
-from omr_core.review.musicxml import midi_bytes, musicxml_bytes
-from omr_core.review.pipeline import draw_overlay, json_bytes
-from omr_core.review.reconstruct import parse_noteheads
+from omr_core.review import (
+    LoadedModel,
+    NoteTruth,
+    deepscores_page_from_bytes,
+    draw_overlay,
+    json_bytes,
+    list_models,
+    midi_bytes,
+    models_dir,
+    musicxml_bytes,
+    parse_noteheads,
+)
 from omr_core.workspace import get_workspace
 
 ws = get_workspace()

@@ -27,31 +27,32 @@ from dashboard.ui.training import (
     state_badge,
 )
 from omr_core.errors import OmrError
-from omr_core.training import launcher, queue
-from omr_core.training.alerts import evaluate
-from omr_core.training.devices import parse_device
-from omr_core.training.gpu import GpuProbe, probe
-from omr_core.training.optimizer import OptimizerPlan, plan_optimizer
-from omr_core.training.runs import (
-    RunSnapshot,
-    RunSummary,
-    delete_run,
-    discover_runs,
-    link_folder,
-    linked_folders,
-    run_name,
-    unlink_folder,
-)
-from omr_core.training.spec import (
+from omr_core.training import (
     PRESETS,
     RESUME_ALLOWED,
+    GpuProbe,
     LabelStats,
+    OptimizerPlan,
     PresetChoice,
+    RunSnapshot,
+    RunSummary,
     build_spec,
     default_preset,
+    delete_run,
+    discover_runs,
+    evaluate,
     label_stats,
+    launcher,
+    link_folder,
+    linked_folders,
+    parse_device,
     parse_extra,
+    plan_optimizer,
+    probe,
+    queue,
+    run_name,
     ultralytics_defaults,
+    unlink_folder,
 )
 from omr_core.workspace import get_workspace
 
@@ -432,7 +433,7 @@ def monitor() -> None:
 
 def demo_box() -> None:
     """Empty workspace: one button engraves a small dataset, converts it and starts a short CPU training."""
-    from omr_core.training.demo import BUDGET_MIN, CORE_PRESET, run_demo
+    from omr_core.training import BUDGET_MIN, CORE_PRESET, run_demo
 
     with st.container(border=True):
         st.markdown("**New here?** Engrave 40 pages of music (music21 corpus + verovio), cut them into 640 px tiles "

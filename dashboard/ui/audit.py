@@ -15,11 +15,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from omr_core.atomic import write_bytes
-from omr_core.audit.plan import ExcludedClass, ExclusionPlan, NameLookup
-from omr_core.audit.statistics import class_stats, render_crop, sample_crops
-from omr_core.audit.summary import DatasetSummary, summarize_files
+from omr_core.audit import (
+    DatasetSummary,
+    ExcludedClass,
+    ExclusionPlan,
+    NameLookup,
+    class_stats,
+    render_crop,
+    sample_crops,
+    summarize_files,
+)
 from omr_core.classes import GROUP_COLORS
-from omr_core.datasets.discovery import LoadedDataset, find_datasets, load_dataset
+from omr_core.datasets import LoadedDataset, find_datasets, load_dataset
 
 # flags right after the name: at 1400 px the last columns are off-screen, and the flags are what matter most
 TABLE_COLUMNS = [

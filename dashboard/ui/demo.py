@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
-from omr_core.training.demo import MIN_INSTANCES, TARGET_MAP50, finished_demo_runs, load_demo_score, score_demo
+from omr_core.training import MIN_INSTANCES, TARGET_MAP50, finished_demo_runs, load_demo_score, score_demo
 
 
 def render_demo_score(runs_dir: Path) -> None:

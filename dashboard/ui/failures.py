@@ -12,13 +12,22 @@ import pandas as pd
 import streamlit as st
 
 from omr_core.errors import OmrError
-from omr_core.evaluation.crops import case_boxes, crop_case
-from omr_core.evaluation.evaluate import Evaluation
-from omr_core.evaluation.figures import ORDERS, confusion_figure
-from omr_core.evaluation.match import FAILURE_KINDS, KIND_LABELS, cell_cases, confusion_counts
-from omr_core.evaluation.notes import NotesEvaluation, WrongNoteCase, wrong_note_crop
-from omr_core.evaluation.report import readable_cases
-from omr_core.evaluation.status import STATUS_HELP
+from omr_core.evaluation import (
+    FAILURE_KINDS,
+    KIND_LABELS,
+    ORDERS,
+    STATUS_HELP,
+    Evaluation,
+    NotesEvaluation,
+    WrongNoteCase,
+    case_boxes,
+    cell_cases,
+    confusion_counts,
+    confusion_figure,
+    crop_case,
+    readable_cases,
+    wrong_note_crop,
+)
 
 PAGE_SIZES = (12, 24, 48, 96)
 _METRIC_COLS = ("precision", "recall", "f1", "ap50", "ap75", "ap50_95")

@@ -17,12 +17,21 @@ import streamlit as st
 from omr_core.atomic import write_bytes
 from omr_core.classes import GROUPS, group_color
 from omr_core.raster import encode_png
-from omr_core.review.images import PageImage, load_page, page_count
-from omr_core.review.inference import LoadedModel, load_model
-from omr_core.review.musicxml import musicxml_bytes, system_reading, verovio_svg
-from omr_core.review.pipeline import LAYER_COLORS, ReviewResult, review_page
-from omr_core.review.reading import Reading
-from omr_core.review.reading_pipeline import read_review
+from omr_core.review import (
+    LAYER_COLORS,
+    LoadedModel,
+    PageImage,
+    Reading,
+    ReviewResult,
+    load_model,
+    load_page,
+    musicxml_bytes,
+    page_count,
+    read_review,
+    review_page,
+    system_reading,
+    verovio_svg,
+)
 
 #: Layers the overlay can show (key -> label).
 LAYERS: dict[str, str] = {

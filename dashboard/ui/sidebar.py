@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from omr_core.training.gpu import GpuProbe, probe
+from omr_core.training import GpuProbe, probe
 from omr_core.workspace import get_workspace
 
 

@@ -10,8 +10,7 @@ import streamlit as st
 
 from dashboard.ui.guard import can_act
 from omr_core.errors import OmrError
-from omr_core.training import sweep, sweep_view
-from omr_core.training.spec import parse_extra
+from omr_core.training import parse_extra, sweep, sweep_view
 
 OBJECTIVE_NAMES = {"map50-95": "mAP50-95", "map50": "mAP50", "classes": "mean AP of chosen classes",
                    "critical": "mean AP of the critical classes", "notes": "notes read right (final value)"}

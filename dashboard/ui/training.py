@@ -15,9 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from omr_core.training.alerts import Alert
-from omr_core.training.runs import RunSnapshot, RunSummary, RunView
-from omr_core.training.tail import downsample, ema_smooth
+from omr_core.training import Alert, RunSnapshot, RunSummary, RunView, downsample, ema_smooth
 
 #: Seconds between live refreshes of the monitor (OMR_MONITOR_REFRESH_S).
 REFRESH_S = max(0.5, float(os.environ.get("OMR_MONITOR_REFRESH_S", "1.0")))

@@ -70,7 +70,7 @@ _PRESET_HELP = "presets: core, harmony, reading"
 
 def preset_named(name: str) -> Any:
     """The audit `Preset` a ``--preset`` value names (an alias or the full name)."""
-    from omr_core.audit.plan import PRESETS
+    from omr_core.audit import PRESETS
 
     key = _PRESET_ALIASES.get(name, name)
     if key not in PRESETS:
@@ -80,7 +80,7 @@ def preset_named(name: str) -> Any:
 
 def plan_from_args(args: argparse.Namespace, universe: tuple[str, ...], empty: list[str] | None = None) -> Any:
     """Build the `ExclusionPlan` the shared plan options describe."""
-    from omr_core.audit.plan import make_plan
+    from omr_core.audit import make_plan
 
     exclude = _split(args.exclude)
     reasons: dict[str, str] = {}
@@ -103,7 +103,7 @@ def plan_from_args(args: argparse.Namespace, universe: tuple[str, ...], empty: l
 
 def intent_from_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """``(exclude, keep)`` names the plan options mean, over the official deepscores classes (for --check-yaml)."""
-    from omr_core.audit.plan import canonical_in
+    from omr_core.audit import canonical_in
     from omr_core.classes import class_table
 
     universe = tuple(class_table().names())
@@ -179,11 +179,11 @@ def _file_progress(done: int, total: int, name: str) -> None:
 
 def _read(args: argparse.Namespace) -> Any:
     """The dataset: file by file through the Parquet cache for a folder, a glob or --cache, else the full reader."""
-    from omr_core.datasets.columnar import is_multi_source
+    from omr_core.datasets import is_multi_source
 
     if args.cache is not None or is_multi_source(args.datasets):
-        from omr_core.audit.summary import summarize_files
-        from omr_core.datasets.columnar import ColumnarCache, expand_sources
+        from omr_core.audit import summarize_files
+        from omr_core.datasets import ColumnarCache, expand_sources
 
         files = expand_sources(args.datasets)
         if any(f.suffix.lower() != ".json" for f in files):
@@ -198,16 +198,15 @@ def _read(args: argparse.Namespace) -> Any:
         print(f"read {len(files)} files: {summ.cached} from the cache, {summ.parsed} parsed, {len(summ.skipped)} skipped",
               file=sys.stderr)
         return summ
-    from omr_core.datasets.discovery import load_dataset
+    from omr_core.datasets import load_dataset
 
     with progress_bar("reading") if not args.json else contextlib.nullcontext() as cb:  # JSON: no bar on stderr
         return load_dataset(args.datasets, images_dir=args.images_dir, progress=cb)
 
 
 def run(args: argparse.Namespace) -> int:
-    from omr_core.audit.report import audit_report as build
-    from omr_core.audit.statistics import class_stats
-    from omr_core.audit.yaml_check import check_yaml
+    from omr_core.audit import audit_report as build
+    from omr_core.audit import check_yaml, class_stats
 
     if not args.datasets and not args.check_yaml:
         raise OmrError("give a dataset (DeepScoresV2 JSON files or a data.yaml) and/or --check-yaml DATA_YAML")

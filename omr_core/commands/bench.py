@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
-    from omr_core.evaluation.reading_bench import bench_reading, model_detector
-    from omr_core.evaluation.reconstruct_bench import format_rows
+    from omr_core.evaluation import bench_reading, format_rows, model_detector
 
     detector = model_detector(args.model) if args.model else None
     with progress_bar("read", unit="page") as progress:
@@ -74,8 +73,8 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from omr_core.evaluation.reconstruct_bench import bench_reconstruct, format_rows
-    from omr_core.review.pipeline import write_json
+    from omr_core.evaluation import bench_reconstruct, format_rows
+    from omr_core.review import write_json
 
     with progress_bar("reconstruct", unit="page") as progress:
         rep = bench_reconstruct(args.dataset, args.images, limit=args.limit, progress=progress)
@@ -116,9 +115,8 @@ def _reconstruct(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace) -> int:
-    from omr_core.evaluation.model_bench import HELDOUT_SEED, bench_model, per_class_markdown
-    from omr_core.evaluation.reconstruct_bench import format_rows
-    from omr_core.review.pipeline import write_json
+    from omr_core.evaluation import HELDOUT_SEED, bench_model, format_rows, per_class_markdown
+    from omr_core.review import write_json
     from omr_core.workspace import get_workspace
 
     if args.pages < 1:

@@ -45,10 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from omr_core.audit import class_stats, excluded_classes, summarize
     from omr_core.audit.convert import ConvertOptions, convert, format_report
-    from omr_core.audit.plan import excluded_classes, summarize
-    from omr_core.audit.statistics import class_stats
-    from omr_core.datasets.discovery import load_dataset
+    from omr_core.datasets import load_dataset
 
     if len(args.paths) < 2:
         raise OmrError("give the dataset (DeepScoresV2 JSON files or a data.yaml) and then the output folder OUT")
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     opts.validate()
-    from omr_core.datasets.columnar import is_multi_source
+    from omr_core.datasets import is_multi_source
 
     if args.workers is not None or is_multi_source(sources):
         return _run_files(args, sources, out, opts)
@@ -96,10 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_files(args: argparse.Namespace, sources: list[str], out: str, opts: Any) -> int:
     """Many DeepScoresV2 files: class counts from the Parquet cache, then one file per worker process."""
-    from omr_core.audit.convert import format_report
+    from omr_core.audit import format_report, summarize_files
     from omr_core.audit.convert_files import convert_files
-    from omr_core.audit.summary import summarize_files
-    from omr_core.datasets.columnar import ColumnarCache, expand_sources
+    from omr_core.datasets import ColumnarCache, expand_sources
 
     files = expand_sources(sources)
     if any(f.suffix.lower() != ".json" for f in files):

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from omr_core.training.demo import BUDGET_MIN, CORE_PRESET, run_demo
+from omr_core.training import BUDGET_MIN, CORE_PRESET, run_demo
 from omr_core.workspace import get_workspace
 
 VERB = "demo"
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     code = follow_bar(res.run_dir, (res.train_hours or 0) * 3600)
     best = res.run_dir / "weights" / "best.pt"
     if code == 0 and best.is_file():
-        from omr_core.training.demo import score_demo
+        from omr_core.training import score_demo
 
         val, page = score_demo(res.run_dir, res.data_yaml, res.synth)
         print(f"{best}: {val.summary()}", file=sys.stderr)
@@ -61,7 +61,7 @@ def follow_bar(run_dir: Path, budget_s: float, interval: float = 2.0) -> int:
     """A progress bar over the training's time budget (epochs and mAP beside it) until the run ends."""
     from tqdm import tqdm
 
-    from omr_core.training.runs import RunView
+    from omr_core.training import RunView
 
     view = RunView(run_dir)
     bar = tqdm(total=int(budget_s) or None, desc="training", unit="s", file=sys.stderr, dynamic_ncols=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from omr_core.evaluation.evaluate import Evaluation
+    from omr_core.evaluation import Evaluation
 
 VERB = "evaluate"
 HELP = "per-class metrics (Ultralytics' validator), misses/false detections and an HTML report"
@@ -46,8 +46,8 @@ def _f(v: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from omr_core.commands._progress import progress_bar
+    from omr_core.evaluation import NO_LABELS, export_evaluation, per_class_export
     from omr_core.evaluation.evaluate import evaluate
-    from omr_core.evaluation.report import NO_LABELS, export_evaluation, per_class_export
 
     with progress_bar("evaluate", unit="batch", leave=True) as progress:
         ev = evaluate(
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def _notes(ev: Evaluation, conf: float, pages: int) -> None:
     """Print notes read right next to mAP (pitch, pitch + duration, the commonest causes of wrong notes)."""
     from omr_core.commands._progress import progress_bar
-    from omr_core.evaluation.notes import evaluate_notes
+    from omr_core.evaluation import evaluate_notes
 
     with progress_bar("read notes", unit="page", leave=False) as progress:
         notes = evaluate_notes(ev, conf, limit=pages, progress=progress)

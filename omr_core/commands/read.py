@@ -34,15 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from omr_core.atomic import write_bytes
     from omr_core.errors import OmrError
-    from omr_core.review.annotated_page import NoteTruth
-    from omr_core.review.musicxml import midi_bytes, musicxml_bytes
-    from omr_core.review.pipeline import write_json
+    from omr_core.review import NoteTruth, midi_bytes, musicxml_bytes, write_json
 
     src = Path(args.source)
     truth: tuple[NoteTruth, ...] = ()
     if src.suffix.lower() == ".json":
-        from omr_core.review.annotated_page import load_deepscores_page
-        from omr_core.review.reading_pipeline import read_deepscores_page
+        from omr_core.review import load_deepscores_page, read_deepscores_page
 
         dpage = load_deepscores_page(src, args.filename if args.filename else args.page - 1)
         if dpage.image is None:
@@ -56,10 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{src}: reading an image needs --model (a detector trained on DeepScoresV2 classes); "
                 "to read ground-truth symbols pass the page's DeepScoresV2 JSON instead"
             )
-        from omr_core.review.images import load_page
-        from omr_core.review.inference import load_model
-        from omr_core.review.pipeline import review_page
-        from omr_core.review.reading_pipeline import read_review
+        from omr_core.review import load_model, load_page, read_review, review_page
 
         page = load_page(src, page=args.page - 1)
         model = load_model(args.model, device=args.device)
@@ -83,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(line, file=sys.stderr)
     if truth:
-        from omr_core.evaluation.notes_score import notes_read_right
+        from omr_core.evaluation import notes_read_right
 
         score = notes_read_right(reading, truth)
         print(

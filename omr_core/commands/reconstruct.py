@@ -28,7 +28,7 @@ def read_noteheads(path: str) -> list:  # type: ignore[type-arg]
     import orjson
 
     from omr_core.errors import DataFormatError
-    from omr_core.review.reconstruct import parse_noteheads
+    from omr_core.review import parse_noteheads
 
     p = Path(path)
     if not p.is_file():
@@ -43,8 +43,7 @@ def read_noteheads(path: str) -> list:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from omr_core.review.images import load_page
-    from omr_core.review.pipeline import write_json
+    from omr_core.review import load_page, write_json
     from omr_core.review.reconstruct import reconstruct
 
     heads = read_noteheads(args.noteheads)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from omr_core.training.launcher import resume
-from omr_core.training.spec import RESUME_ALLOWED, parse_extra
+from omr_core.training import RESUME_ALLOWED, parse_extra, resume
 
 VERB = "resume"
 HELP = "resume a stopped or failed run (epochs cannot be raised on resume)"

@@ -29,9 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omr_core.errors import OmrError
-    from omr_core.review.images import load_page
-    from omr_core.review.inference import load_model
-    from omr_core.review.pipeline import draw_overlay, review_page, write_json, write_png
+    from omr_core.review import draw_overlay, load_model, load_page, review_page, write_json, write_png
 
     if not 0.0 <= args.conf <= 1.0 or not 0.0 <= args.iou <= 1.0:
         raise OmrError("--conf and --iou must be between 0 and 1")

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from omr_core.errors import OmrError
-from omr_core.training.runs import delete_run, list_runs
+from omr_core.training import delete_run, list_runs
 from omr_core.workspace import get_workspace
 
 VERB = "runs"
@@ -33,12 +33,12 @@ def _dur(s: float | None) -> str:
 def run(args: argparse.Namespace) -> int:
     root = args.runs_dir or get_workspace().runs
     if getattr(args, "add", None):
-        from omr_core.training.runs import link_folder
+        from omr_core.training import link_folder
 
         found = link_folder(root, args.add)
         print(f"linked {args.add}: {len(found)} run{'s' if len(found) != 1 else ''} (read-only)")
     if getattr(args, "unlink", None):
-        from omr_core.training.runs import unlink_folder
+        from omr_core.training import unlink_folder
 
         unlink_folder(root, args.unlink)
         print(f"unlinked {args.unlink} (its files are untouched)")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from omr_core.training.launcher import STOP_MODES, kill, stop, stop_consequence
-from omr_core.training.runs import RunView
+from omr_core.training import STOP_MODES, RunView, kill, stop, stop_consequence
 
 VERB = "stop"
 HELP = "stop a training run gracefully, keeping a resumable checkpoint (--kill: SIGKILL now)"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from omr_core.training import sweep, sweep_view
-from omr_core.training.spec import parse_extra
+from omr_core.training import parse_extra, sweep, sweep_view
 from omr_core.workspace import get_workspace
 
 VERB = "sweep"

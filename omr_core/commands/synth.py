@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omr_core.commands._progress import progress_bar
-    from omr_core.datasets.synth import synth_dataset
+    from omr_core.datasets import synth_dataset
 
     with progress_bar("engraving", unit="page", leave=True) as progress:
         report = synth_dataset(

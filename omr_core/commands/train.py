@@ -7,8 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from omr_core.training.launcher import launch, unique_name
-from omr_core.training.spec import PRESETS, build_spec, default_preset, normalize_device
+from omr_core.training import PRESETS, build_spec, default_preset, launch, normalize_device, unique_name
 
 VERB = "train"
 HELP = "start a YOLO training run in the background (prints its folder)"
@@ -41,9 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _forecast_warning(data: str, imgsz: int, batch: int, device: str) -> str | None:
     """A warning when the assigner forecast exceeds the GPU (or the GPU is not there); None off CUDA or when it fits."""
-    from omr_core.training.devices import parse_device
-    from omr_core.training.gpu import probe
-    from omr_core.training.spec import assigner_forecast
+    from omr_core.training import assigner_forecast, parse_device, probe
 
     gpus = probe()
     plan = parse_device(device, gpus.devices)
@@ -105,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 def follow(run_dir: Path, interval: float = 2.0) -> int:
     """Print one progress line per change until the run is no longer live; returns 0 unless it failed."""
-    from omr_core.training.runs import RunView
+    from omr_core.training import RunView
 
     view = RunView(run_dir)
     last = ""

@@ -75,3 +75,28 @@ def test_a_long_function_needs_a_reason_written_right_above_it() -> None:
     lines = src.splitlines()
     found = {n.name: _stated_reason(lines, n) for n in ast.parse(src).body if isinstance(n, ast.FunctionDef)}
     assert found == {"with_reason": True, "empty_reason": False, "gap": False}
+
+
+PACKAGES = ("audit", "datasets", "training", "review", "evaluation")
+
+
+def test_each_package_exports_what_the_cli_and_dashboard_use() -> None:
+    import importlib
+
+    users = [*(REPO / "omr_core" / "commands").rglob("*.py"), *(REPO / "dashboard").rglob("*.py")]
+    deep = []
+    for p in users:
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.count(".") == 2:
+                top, pkg, sub = node.module.split(".")
+                if top != "omr_core" or pkg not in PACKAGES:
+                    continue
+                exports = importlib.import_module(f"omr_core.{pkg}")._EXPORTS
+                deep += [f"{p.relative_to(REPO)}:{node.lineno} {node.module}.{a.name}" for a in node.names
+                         if a.name not in exports and a.name != sub]  # a name shadowed by its submodule stays deep
+    assert deep == []
+    for pkg in PACKAGES:
+        mod = importlib.import_module(f"omr_core.{pkg}")
+        assert sorted(mod.__all__) == sorted(mod._EXPORTS)
+        for name, sub in mod._EXPORTS.items():
+            assert getattr(mod, name) is getattr(importlib.import_module(f"omr_core.{pkg}.{sub}"), name)
