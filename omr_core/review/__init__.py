@@ -5,8 +5,9 @@ only when a name of theirs is asked for)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from omr_core.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from omr_core.review.annotated_page import NoteTruth, deepscores_page_from_bytes, load_deepscores_page
@@ -88,10 +89,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
