@@ -612,7 +612,7 @@ def _ledger_lines(
     """Ledger lines for noteheads above or below their staff, one per line position and chord.
 
     A chord between two staves (piano music) is tried against the staff above and the staff below; the one
-    whose ledger lines are confirmed by the ink wins (ties go to the nearest staff).
+    whose ledger lines the ink confirms most (confirmed lines minus unconfirmed ones) wins; ties go to the nearest staff.
     """
     h, w = ink.shape
     sa = _staff_arrays(staves)
@@ -633,7 +633,7 @@ def _ledger_lines(
         inside = [int(staff_idx[m]) for m in members if -1 <= pos_all[m] <= 9]
         # A chord with a note on the staff belongs to that staff; otherwise try the staves on both sides.
         cands = [inside[0]] if inside else _candidate_staves(staves, mx, my, int(staff_idx[members[0]]))
-        best: tuple[float, dict[int, tuple[float, float, list[int]]], int] | None = None
+        best: tuple[int, dict[int, tuple[float, float, list[int]]], int] | None = None
         for k in cands:
             kk = np.full(len(members), k)
             pos = _positions(boxes[members], [heads[m] for m in members], kk, staves, sa)
@@ -649,9 +649,15 @@ def _ledger_lines(
             for lp, (lo, hi, _ms) in lines.items():
                 yc = st.y_at((8 - lp) / 2.0, (lo + hi) / 2)
                 through = any(boxes[m, 1] < yc < boxes[m, 3] for m in _ms)
-                conf += int(_ledger_extent(ink, lo, hi, yc, st.space, st.line_thickness, -np.inf, np.inf, through)[2])
-            # Prefer the staff whose lines the ink confirms, then fewer lines (the nearer staff).
-            score = conf / max(1, len(lines)) - 0.001 * len(lines)
+                ext_l, ext_r, ok, _y, _t = _ledger_extent(ink, lo, hi, yc, st.space, st.line_thickness, -np.inf, np.inf, through)
+                # Ink running on as far as the walk reaches on a side is a longer line (a beam, a slur, a
+                # hairpin between dense staves), not a ledger line: it does not vote for this staff.
+                reach = max(3, int(np.ceil(0.8 * st.space)))
+                conf += int(ok and ext_l < reach and ext_r < reach)
+            # Each line the ink confirms counts for the staff, each it does not counts against it: a share of
+            # confirmed lines would let the far staff of a dense page win with one stray line under the note
+            # among many that are not there. Ties go to the nearer staff (tried first).
+            score = 2 * conf - len(lines)
             if best is None or score > best[0]:
                 best = (score, lines, k)
         assert best is not None

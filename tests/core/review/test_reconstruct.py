@@ -130,6 +130,33 @@ def test_chord_between_staves_goes_to_the_staff_its_ink_confirms() -> None:
     assert sorted(ll.position for ll in rec.ledger_lines) == [10, 12]
 
 
+def test_note_above_a_staff_is_not_given_to_the_far_staff_by_one_stray_line() -> None:
+    # Dense pages: a note on the first ledger line above the lower staff (y = 481) whose ledger line shows no
+    # ink beside the head, and a thin stray line (a hairpin, an underline) under the note at y = 341, where
+    # the upper staff would put its sixth ledger line below. One of ten lines confirmed must not beat the one
+    # line of the nearer staff: ten ledger lines would be drawn where the page has none.
+    p = draw_page(tops=(200, 500), join=(), space=SP)
+    box = notehead(p.gray, 400, 481, SP)
+    ledger(p.gray, int(box[0]), int(box[2]), 480)
+    p.gray[340:342, 300:500] = 0
+    rec = reconstruct(p.gray, [Notehead(box, "noteheadBlackOnLine")])
+    assert [(ll.staff, ll.position) for ll in rec.ledger_lines] == [(1, 10)]
+
+
+def test_beams_between_close_staves_do_not_confirm_ledger_lines() -> None:
+    # Staves close together (lines 201…281 and 381…461): a note on the first ledger line below the upper staff
+    # (y = 301, its line drawn beside it) and two beams of other notes running under it at y = 321 and 341,
+    # where the lower staff would put ledger lines. Beams reach past the head as far as the ink is read;
+    # they must not vote for the lower staff's four lines.
+    p = draw_page(tops=(200, 380), join=(), space=SP)
+    box = notehead(p.gray, 400, 301, SP)
+    ledger(p.gray, int(box[0]) - 6, int(box[2]) + 6, 300)
+    p.gray[319:323, 300:600] = 0
+    p.gray[339:343, 300:600] = 0
+    rec = reconstruct(p.gray, [Notehead(box, "noteheadWholeOnLine")])
+    assert [(ll.staff, ll.position) for ll in rec.ledger_lines] == [(0, -2)]
+
+
 def test_schema_of_to_dict() -> None:
     p = _page()
     box = notehead(p.gray, 400, 371, SP)
