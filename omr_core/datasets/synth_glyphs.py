@@ -6,8 +6,8 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Set
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
