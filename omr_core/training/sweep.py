@@ -262,18 +262,31 @@ def _forecast_skip(spec: SweepSpec, args: Mapping[str, Any]) -> str:
             f"{vram / 2**30:.1f} GiB (largest batch that fits: {fc.max_batch})")
 
 
-def _fail_orphans(study: Any) -> None:
+#: A RUNNING trial with no controller recorded this long after it was asked is an orphan.
+ORPHAN_GRACE_S = 60.0
+
+
+def fail_orphans(study: Any) -> None:
     """Trials left RUNNING by a controller that died (SIGKILL, reboot) are failed, so the budget counts right."""
     from optuna.trial import TrialState
 
+    now = time.time()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, ctime = t.user_attrs.get("controller_pid"), t.user_attrs.get("controller_ctime")
-        if pid and not process_alive(pid, ctime):
+        if pid is None or ctime is None:
+            # Asked a moment ago by a controller still writing who it is (two writes: its start time, then its pid);
+            # only a trial that stays without both for a minute was left by a controller that died right after asking.
+            started = t.datetime_start.timestamp() if t.datetime_start else now
+            orphan = now - started > ORPHAN_GRACE_S
+        else:
+            orphan = not process_alive(pid, ctime)
+        if orphan:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)  # noqa: SLF001 - Optuna's way
 
 
 def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S) -> TrialOutcome | None:
     """Ask for one trial, run it to its end (or prune it); None when the budget is spent."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from omr_core.training import launcher, queue
@@ -285,22 +298,24 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
         return None
     trial = study.ask()
     pid = os.getpid()
-    trial.set_user_attr("controller_pid", pid)
+    # ctime first: another controller's orphan check reads a trial with a pid as owned by that process (two writes,
+    # and a pid without its start time would read as a dead controller and fail a live trial)
     trial.set_user_attr("controller_ctime", process_start_time(pid))
+    trial.set_user_attr("controller_pid", pid)
     params = {p.name: _suggest(trial, p) for p in spec.space}
     name = f"{spec.name}-t{trial.number}"
     trial.set_user_attr("run", name)
     args = {**spec.args, **params, "epochs": spec.epochs}
     skip = _forecast_skip(spec, args)
     if skip:
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         out = TrialOutcome(trial.number, name, params, "skipped", reason=skip)
         _record(runs, spec, out)
         return out
     try:
         queue.add(build_spec(name, spec.model, spec.data, preset=spec.preset, args=args), runs)
     except OmrError as exc:
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         out = TrialOutcome(trial.number, name, params, "failed", reason=f"could not queue: {exc}")
         _record(runs, spec, out)
         return out
@@ -316,7 +331,10 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
             if v is None or not math.isfinite(v):
                 continue
             best = v if best is None else max(best, v)
-            trial.report(v, reported)
+            try:
+                trial.report(v, reported)
+            except UpdateFinishedTrialError:
+                continue  # ended in the study by someone else: the run is still watched to its end and recorded
             if not pruned and state in ("running", "starting") and trial.should_prune():
                 pruned, pruned_at = True, reported
                 launcher.stop(name, runs, at="epoch")
@@ -330,14 +348,14 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
         time.sleep(poll_s)
     epochs = len(rows)
     if diverged:
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         out = TrialOutcome(trial.number, name, params, "failed", best, epochs, "diverged (non-finite loss): stopped")
     elif pruned:
-        study.tell(trial, state=TrialState.PRUNED)
+        study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         out = TrialOutcome(trial.number, name, params, "pruned", best, epochs, f"pruned at epoch {pruned_at}" + (
             f" (the epoch in progress then, {epochs}, was finished)" if epochs > pruned_at else ""))
     elif doc is None or state == "failed" or best is None:
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         reason = why or "no validated epoch" if state == "failed" else "no validated epoch"
         if state != "failed" and rows and spec.objective in objective.CLASS_OBJECTIVES:
             reason = f"none of {', '.join(spec.classes)} has a validation instance: no AP to average"
@@ -345,10 +363,10 @@ def run_trial(spec: SweepSpec, runs: Path, study: Any, *, poll_s: float = POLL_S
     else:
         final, note = _final_value(spec, run_dir, best)
         if final is None:
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             out = TrialOutcome(trial.number, name, params, "failed", None, epochs, note)
         else:
-            study.tell(trial, final)
+            study.tell(trial, final, skip_if_finished=True)
             out = TrialOutcome(trial.number, name, params, "complete", final, epochs, note)
     _record(runs, spec, out)
     return out
@@ -371,7 +389,7 @@ def run_sweep(runs: Path, name: str) -> int:
     """A controller: run trials until the budget is spent (several controllers may share one study)."""
     spec = load(runs, name)
     study = _study(spec, runs)
-    _fail_orphans(study)
+    fail_orphans(study)
     while run_trial(spec, runs, study) is not None:
         pass
     _notify_finished(runs, spec)

@@ -150,3 +150,32 @@ def test_a_loser_is_pruned_at_an_epoch_end(tmp_path: Path, monkeypatch: pytest.M
     sweep._notify_finished(runs, spec)  # noqa: SLF001
     assert [m["title"] for m in receiver.got] == ["OMR sweep p: sweep finished"]
     assert "Best: trial 0 (p-t0) 0.8000" in receiver.got[0]["message"] and "1 pruned" in receiver.got[0]["message"]
+
+
+def test_orphan_check_leaves_a_trial_whose_controller_is_still_writing_who_it_is(tmp_path: Path) -> None:
+    """CI once lost a trial: controller B's orphan check read controller A's trial between A's two writes (pid
+    written, start time not yet) and failed it as orphaned; A then crashed telling its result. A trial is an
+    orphan only when its controller is known dead, or when it stays anonymous past the grace period."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s", direction="maximize")
+    being_set_up = study.ask()  # asked this instant, no controller recorded yet
+    half_written = study.ask()
+    half_written.set_user_attr("controller_pid", os.getpid())  # one of the two writes done, the other not yet
+    other_half = study.ask()
+    other_half.set_user_attr("controller_ctime", sweep.process_start_time(os.getpid()))
+    alive = study.ask()
+    alive.set_user_attr("controller_ctime", sweep.process_start_time(os.getpid()))
+    alive.set_user_attr("controller_pid", os.getpid())
+    dead = study.ask()
+    dead.set_user_attr("controller_ctime", 1.0)  # a process that started at another time: that controller is gone
+    dead.set_user_attr("controller_pid", os.getpid())
+    sweep.fail_orphans(study)
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states == {being_set_up.number: TrialState.RUNNING, half_written.number: TrialState.RUNNING,
+                      other_half.number: TrialState.RUNNING, alive.number: TrialState.RUNNING,
+                      dead.number: TrialState.FAIL}
+    # a trial another controller ended is still told and recorded by its own controller, never a crash
+    study.tell(half_written, 0.5, skip_if_finished=True)
+    study.tell(dead, state=TrialState.FAIL, skip_if_finished=True)
