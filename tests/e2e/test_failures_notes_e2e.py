@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from omr_core.evaluation.notes import load_notes
 from tests.conftest import ARTIFACTS, REPO
@@ -62,7 +63,10 @@ def test_a_person_reads_the_notes_of_an_evaluation(
         cause, n = notes.causes()[-1]
         _choose(p, "fail_notes_cause", cause)
         p.get_by_text(f"{n} wrong notes · green").wait_for()
-        shown = panel.get_by_text(re.compile(r"^should be ")).all_inner_texts()
+        # the header comes first; the previous list's crops leave the page when the rerun ends: wait for that state
+        captions = panel.get_by_text(re.compile(r"^should be "))
+        expect(captions).to_have_count(min(n, 24), timeout=120_000)
+        shown = captions.all_inner_texts()
         assert len(shown) == min(n, 24) and all(cause in t for t in shown), shown
         (ARTIFACTS / "screenshots").mkdir(parents=True, exist_ok=True)
         p.screenshot(path=str(ARTIFACTS / "screenshots" / "failures-notes.png"), full_page=True)
