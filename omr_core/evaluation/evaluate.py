@@ -29,6 +29,7 @@ from omr_core.evaluation.validate import (
     per_class_table,
     run_validation,
 )
+from omr_core.folders import search_subfolders
 
 #: Confidence of the stored predictions: Ultralytics' own default for validation (mAP needs the low tail).
 VAL_CONF = 0.001
@@ -352,11 +353,7 @@ def list_evaluations(root: str | os.PathLike[str], max_depth: int = 5) -> list[E
             return
         if depth >= max_depth:
             return
-        try:
-            subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "weights")
-        except OSError:
-            return
-        for p in subs:
+        for p in search_subfolders(d):
             walk(p, depth + 1)
 
     walk(root, 0)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from omr_core.errors import OmrError
+from omr_core.folders import search_subfolders
 
 CSV = "tune_results.csv"
 NDJSON = "tune_results.ndjson"
@@ -83,11 +84,7 @@ def find_tune_dirs(roots: list[Path], max_depth: int = 3) -> list[Path]:
             return
         if depth >= max_depth or is_run_dir(d):
             return
-        try:
-            subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "weights")
-        except OSError:
-            return
-        for p in subs:
+        for p in search_subfolders(d):
             walk(p, depth + 1)
 
     for r in roots:
